@@ -1,0 +1,152 @@
+// Package vision is cutover's shared vocabulary: images, classification
+// requests and results, the Provider interface every wire format implements,
+// typed error codes, the canonical taxonomy and perceptual colour distance.
+//
+// It is not a wire format: packages under vision/ (rekognition, gcv, azure,
+// holysheep, …) translate between these types and each vendor's bytes.
+package vision
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// Image is the picture being classified: either its bytes or a URL the
+// provider fetches itself. SHA256, Size and MediaType describe the bytes and
+// are empty for a URL-only image.
+type Image struct {
+	Bytes     []byte `json:"-"`
+	URL       string `json:"url,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
+	Size      int    `json:"size,omitempty"`
+	MediaType string `json:"media_type,omitempty"`
+}
+
+// NewImage returns an Image for b with its SHA-256, size and sniffed media type.
+func NewImage(b []byte) Image {
+	sum := sha256.Sum256(b)
+	return Image{Bytes: b, SHA256: hex.EncodeToString(sum[:]), Size: len(b), MediaType: SniffMediaType(b)}
+}
+
+// ImageFromURL returns an Image the provider fetches from u.
+func ImageFromURL(u string) Image { return Image{URL: u} }
+
+// SniffMediaType returns the media type of b judged from its leading bytes
+// (image/jpeg, image/png, image/gif, image/webp, image/bmp, image/tiff), or
+// "" when b is not an image type the supported APIs accept.
+func SniffMediaType(b []byte) string {
+	if len(b) >= 4 && (string(b[:4]) == "II*\x00" || string(b[:4]) == "MM\x00*") {
+		return "image/tiff"
+	}
+	ct := http.DetectContentType(b)
+	if strings.HasPrefix(ct, "image/") && ct != "image/x-icon" && ct != "image/svg+xml" {
+		return ct
+	}
+	return ""
+}
+
+// AttributeKind names one of the attribute families a catalogue tags.
+type AttributeKind string
+
+// The attribute kinds cutover compares.
+const (
+	KindColor    AttributeKind = "color"
+	KindPattern  AttributeKind = "pattern"
+	KindMaterial AttributeKind = "material"
+	KindStyle    AttributeKind = "style"
+)
+
+// AttributeKinds lists every kind in report order.
+var AttributeKinds = []AttributeKind{KindColor, KindPattern, KindMaterial, KindStyle}
+
+// Valid reports whether k is one of AttributeKinds.
+func (k AttributeKind) Valid() bool {
+	for _, v := range AttributeKinds {
+		if k == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Request asks a provider to classify one image.
+type Request struct {
+	Image Image `json:"image"`
+	// MaxLabels caps the number of labels returned; 0 means the provider's default.
+	MaxLabels int `json:"max_labels,omitempty"`
+	// MinConfidence drops labels below it, 0–1; 0 means the provider's default.
+	MinConfidence float64 `json:"min_confidence,omitempty"`
+	// Attributes lists the attribute kinds wanted; empty means none beyond labels.
+	Attributes []AttributeKind `json:"attributes,omitempty"`
+	// CategoryFilter restricts answers to these categories (provider vocabulary).
+	CategoryFilter []string `json:"category_filter,omitempty"`
+}
+
+// WantsAttribute reports whether k is among r.Attributes.
+func (r Request) WantsAttribute(k AttributeKind) bool {
+	for _, a := range r.Attributes {
+		if a == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Label is one label as the provider named it, confidence 0–1.
+type Label struct {
+	Name       string   `json:"name"`
+	Confidence float64  `json:"confidence"`
+	Parents    []string `json:"parents,omitempty"`
+	Aliases    []string `json:"aliases,omitempty"`
+}
+
+// Attribute is a typed attribute value as the provider named it, confidence 0–1.
+type Attribute struct {
+	Kind       AttributeKind `json:"kind"`
+	Value      string        `json:"value"`
+	Confidence float64       `json:"confidence"`
+}
+
+// Color is a dominant colour the provider measured, as sRGB with the share of
+// pixels it covers (0–1) and the provider's own name for it, if any.
+type Color struct {
+	R, G, B  uint8   `json:"-"`
+	Hex      string  `json:"hex"`
+	Fraction float64 `json:"fraction,omitempty"`
+	Score    float64 `json:"score,omitempty"`
+	Name     string  `json:"name,omitempty"`
+}
+
+// Result is a provider's answer in provider vocabulary. Normalize turns it
+// into canonical Tags.
+type Result struct {
+	// Labels are free labels (Rekognition, GCV, Azure tags).
+	Labels []Label `json:"labels,omitempty"`
+	// Categories are labels the provider itself typed as categories (holysheep, openai).
+	Categories []Label `json:"categories,omitempty"`
+	// Attributes are typed attribute values.
+	Attributes []Attribute `json:"attributes,omitempty"`
+	// Colors are measured dominant colours.
+	Colors []Color `json:"colors,omitempty"`
+	// ModelVersion is the provider's model identifier, if it reports one.
+	ModelVersion string `json:"model_version,omitempty"`
+	// Raw is the provider's response body, kept for debugging and replay.
+	Raw json.RawMessage `json:"-"`
+}
+
+// Provider classifies images. Implementations must be safe for concurrent use.
+type Provider interface {
+	Classify(ctx context.Context, req Request) (Result, error)
+}
+
+// ProviderFunc adapts a function to Provider.
+type ProviderFunc func(ctx context.Context, req Request) (Result, error)
+
+// Classify calls f.
+func (f ProviderFunc) Classify(ctx context.Context, req Request) (Result, error) { return f(ctx, req) }
+
+var _ Provider = ProviderFunc(nil)
