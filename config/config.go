@@ -1,0 +1,455 @@
+// Package config is the typed schema of cutover's config.yaml: loading,
+// ${ENV} expansion for secrets, and validation that reports every problem
+// with the file and line it is on.
+//
+// Every field's doc comment is user documentation: what it means, its unit,
+// its default and its bounds. README.md's config reference follows it.
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole of config.yaml.
+type Config struct {
+	// Taxonomy is the path of the canonical taxonomy file, relative to the
+	// config file. Default taxonomy.yaml.
+	Taxonomy string `yaml:"taxonomy"`
+	// Fixtures is the directory of the labelled fixture set (manifest.jsonl
+	// and images), relative to the config file. Default out/fixtures.
+	Fixtures string `yaml:"fixtures"`
+	// FX maps a currency code to its value in USD (CNY: 0.14 means ¥1 = $0.14).
+	// USD is always 1.
+	FX map[string]float64 `yaml:"fx"`
+	// Providers are the vision APIs cutover talks to, by name.
+	Providers map[string]*Provider `yaml:"providers"`
+	// Simulate are the simulated providers `cutover simulate` serves, by name.
+	Simulate map[string]*Simulator `yaml:"simulate"`
+
+	// File is the path the config was loaded from; Dir its directory.
+	File string `yaml:"-"`
+	Dir  string `yaml:"-"`
+
+	lines map[string]int
+}
+
+// Provider is one vision API endpoint.
+type Provider struct {
+	// Format is the wire format: rekognition, gcv, azure or holysheep. Required.
+	Format Format `yaml:"format"`
+	// BaseURL is the API's base URL, e.g. https://rekognition.ap-southeast-1.amazonaws.com
+	// or https://api.holysheep.ai. Required.
+	BaseURL URL `yaml:"base_url"`
+	// Region is the AWS region for SigV4 (rekognition only). Default us-east-1.
+	Region string `yaml:"region"`
+	// Model is the model the request names (holysheep: vision-classifier-v3).
+	Model string `yaml:"model"`
+	// Credentials are taken from the environment with ${VAR}; never write keys here.
+	Credentials Credentials `yaml:"credentials"`
+	// Timeout bounds one call, connection to last byte. Default 10s, 1ms–10m.
+	Timeout Duration `yaml:"timeout"`
+	// MaxRPS caps the request rate cutover sends to this provider (0 = no cap).
+	MaxRPS float64 `yaml:"max_rps"`
+	// Pricing is the price per 1,000 calls.
+	Pricing Pricing `yaml:"pricing"`
+}
+
+// Credentials holds a provider's secrets. Which fields apply depends on the
+// format: api_key for holysheep (Bearer), gcv (?key=) and azure
+// (Ocp-Apim-Subscription-Key); the access key pair for rekognition (SigV4).
+type Credentials struct {
+	APIKey          Secret `yaml:"api_key"`
+	AccessKeyID     Secret `yaml:"access_key_id"`
+	SecretAccessKey Secret `yaml:"secret_access_key"`
+	SessionToken    Secret `yaml:"session_token"`
+}
+
+// Secrets returns every non-empty secret value, for scrubbing.
+func (c Credentials) Secrets() []string {
+	var out []string
+	for _, s := range []Secret{c.APIKey, c.AccessKeyID, c.SecretAccessKey, c.SessionToken} {
+		if s != "" {
+			out = append(out, s.Value())
+		}
+	}
+	return out
+}
+
+// Pricing is a tiered price per 1,000 calls in one currency.
+type Pricing struct {
+	// Currency is an ISO code (USD, CNY); non-USD needs an fx rate. Default USD.
+	Currency string `yaml:"currency"`
+	// Tiers are monthly volume bands, in order; the last has no up_to.
+	Tiers []Tier `yaml:"tiers"`
+}
+
+// Tier is one band of a tiered price.
+type Tier struct {
+	// UpTo is the cumulative monthly call count where this band ends (0 = no end).
+	UpTo int64 `yaml:"up_to"`
+	// Per1000 is the price of 1,000 calls within this band, in the pricing currency.
+	Per1000 float64 `yaml:"per_1000"`
+}
+
+// Simulator is one simulated provider served by `cutover simulate`.
+type Simulator struct {
+	// Format is the wire format it speaks. Required.
+	Format Format `yaml:"format"`
+	// Listen is the loopback address it serves on, e.g. 127.0.0.1:9101. Required.
+	Listen Addr `yaml:"listen"`
+	// Credentials, when set, are checked on every request (401/403 otherwise);
+	// for rekognition the SigV4 signature is verified with the key pair.
+	Credentials Credentials `yaml:"credentials"`
+	// Profile is the behaviour: latency, errors, throttling, accuracy.
+	Profile Profile `yaml:"profile"`
+}
+
+// Profile describes how a simulated provider behaves.
+type Profile struct {
+	// ModelVersion is reported in answers. Default "sim-1".
+	ModelVersion string `yaml:"model_version"`
+	// Latency off-peak: a log-normal fitted to median (or mean) and p99.
+	Latency Latency `yaml:"latency"`
+	// Peak is a daily window with its own latency, in a time zone.
+	Peak *Peak `yaml:"peak"`
+	// ClockStart sets the simulated wall clock at start-up (RFC 3339) so that
+	// peak hours can be reproduced on demand; it then advances in real time.
+	// Default: the real clock.
+	ClockStart *Timestamp `yaml:"clock_start"`
+	// Errors maps a typed error code (throttled, timeout, server_error,
+	// network, invalid_response, bad_image, unauthorized, bad_request,
+	// too_large) to the share of requests that fail with it, 0–1.
+	Errors map[string]Rate `yaml:"errors"`
+	// ThrottleRPS is the sustained rate above which requests are throttled
+	// (token bucket, burst ThrottleBurst) with the format's own throttling
+	// error. 0 = never.
+	ThrottleRPS float64 `yaml:"throttle_rps"`
+	// ThrottleBurst is the token bucket's size. Default max(1, throttle_rps).
+	ThrottleBurst int `yaml:"throttle_burst"`
+	// Accuracy is the confusion model.
+	Accuracy Accuracy `yaml:"accuracy"`
+}
+
+// Latency is a log-normal distribution given by two of its figures: the
+// median (or the mean) and the 99th percentile.
+type Latency struct {
+	Median Duration `yaml:"median"`
+	Mean   Duration `yaml:"mean"`
+	P99    Duration `yaml:"p99"`
+}
+
+// Peak is a daily window of different latency.
+type Peak struct {
+	// Zone is the IANA time zone of Start and End. Default UTC.
+	Zone Zone `yaml:"zone"`
+	// Start and End bound the window, HH:MM local time, End exclusive.
+	Start Clock `yaml:"start"`
+	End   Clock `yaml:"end"`
+	// Latency inside the window.
+	Latency Latency `yaml:"latency"`
+}
+
+// Accuracy is a simulated provider's confusion model.
+type Accuracy struct {
+	// Misclassification maps a category group (fashion, accessories, …) to the
+	// share of images whose top category is wrong, 0–1; "default" covers the
+	// rest. Default 0.
+	Misclassification map[string]Rate `yaml:"misclassification"`
+	// SiblingShare is the share of wrong answers drawn from sibling
+	// categories (same parent, e.g. shirts for tshirts); the rest come from
+	// the same group. Default 0.8.
+	SiblingShare *Rate `yaml:"sibling_share"`
+	// AttributeErrors maps an attribute kind (color, pattern, material,
+	// style) to the share of answers with a wrong value. Default 0.
+	AttributeErrors map[string]Rate `yaml:"attribute_errors"`
+}
+
+// Load reads, expands and validates the config file at path. The error, if
+// any, is an ErrorList with every problem found.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse is Load for bytes already read; path is used in messages and to
+// resolve relative paths.
+func Parse(path string, b []byte) (*Config, error) {
+	c := &Config{File: path, Dir: filepath.Dir(path)}
+	var errs ErrorList
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, ErrorList{parseYAMLError(path, err)}
+	}
+	if len(root.Content) == 0 {
+		return nil, ErrorList{{File: path, Line: 1, Msg: "config is empty"}}
+	}
+	c.lines = map[string]int{}
+	indexLines(root.Content[0], "", c.lines)
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, ErrorList{parseYAMLError(path, err)}
+		}
+		for _, msg := range te.Errors {
+			errs = append(errs, typeErrorLine(path, msg))
+		}
+	}
+	c.setDefaults()
+	errs = append(errs, c.validate()...)
+	if len(errs) > 0 {
+		errs.sort()
+		return c, errs
+	}
+	return c, nil
+}
+
+// Error is one problem in a config file.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// ErrorList is every problem found in a config file, in line order.
+type ErrorList []Error
+
+func (l ErrorList) Error() string {
+	s := make([]string, len(l))
+	for i, e := range l {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+func (l ErrorList) sort() {
+	sort.SliceStable(l, func(i, j int) bool { return l[i].Line < l[j].Line })
+}
+
+var (
+	lineRe    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	unknownRe = regexp.MustCompile(`^field (\S+) not found in type config\.(\w+)$`)
+	cannotRe  = regexp.MustCompile(`^cannot unmarshal !!(\w+)(?: (.*))? into (.*)$`)
+)
+
+func parseYAMLError(path string, err error) Error {
+	if m := lineRe.FindStringSubmatch(err.Error()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return Error{File: path, Line: n, Msg: "invalid YAML: " + m[2]}
+	}
+	return Error{File: path, Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+}
+
+func typeErrorLine(path, msg string) Error {
+	m := lineRe.FindStringSubmatch(msg)
+	if m == nil {
+		return Error{File: path, Msg: msg}
+	}
+	n, _ := strconv.Atoi(m[1])
+	text := m[2]
+	if u := unknownRe.FindStringSubmatch(text); u != nil {
+		text = fmt.Sprintf("unknown key %q: expected one of %s", u[1], strings.Join(knownKeys(u[2]), ", "))
+	} else if u := cannotRe.FindStringSubmatch(text); u != nil {
+		text = fmt.Sprintf("expected %s, got %s", goTypeName(u[3]), yamlTag(u[1]))
+		if u[2] != "" {
+			text += " " + strings.ReplaceAll(u[2], "`", `"`)
+		}
+	}
+	return Error{File: path, Line: n, Msg: text}
+}
+
+func yamlTag(t string) string {
+	switch t {
+	case "str":
+		return "the string"
+	case "int", "float":
+		return "the number"
+	case "seq":
+		return "a list"
+	case "map":
+		return "a mapping"
+	case "bool":
+		return "the boolean"
+	}
+	return t
+}
+
+func goTypeName(t string) string {
+	switch {
+	case strings.HasPrefix(t, "map["):
+		return "a mapping"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case t == "float64" || t == "config.Rate":
+		return "a number"
+	case strings.HasPrefix(t, "int"):
+		return "a whole number"
+	case t == "bool":
+		return "true or false"
+	case t == "string":
+		return "a string"
+	case strings.HasPrefix(t, "config.") || strings.HasPrefix(t, "*config."):
+		return "a mapping"
+	}
+	return t
+}
+
+var structTypes = map[string]reflect.Type{}
+
+func init() { registerTypes(reflect.TypeOf(Config{})) }
+
+func registerTypes(t reflect.Type) {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Map || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || structTypes[t.Name()] != nil || t.PkgPath() != reflect.TypeOf(Config{}).PkgPath() {
+		return
+	}
+	structTypes[t.Name()] = t
+	for i := 0; i < t.NumField(); i++ {
+		registerTypes(t.Field(i).Type)
+	}
+}
+
+func knownKeys(typeName string) []string {
+	t := structTypes[typeName]
+	if t == nil {
+		return nil
+	}
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if tag != "" && tag != "-" {
+			keys = append(keys, tag)
+		}
+	}
+	return keys
+}
+
+// indexLines records the line of every mapping key and list item under its
+// dotted path (providers.legacy.base_url, pricing.tiers[1]).
+func indexLines(n *yaml.Node, path string, lines map[string]int) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			lines[p] = n.Content[i].Line
+			indexLines(n.Content[i+1], p, lines)
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			lines[p] = item.Line
+			indexLines(item, p, lines)
+		}
+	}
+}
+
+// Line returns the line of a dotted path in the file, or of its nearest
+// ancestor that has one.
+func (c *Config) Line(path string) int {
+	for p := path; p != ""; {
+		if n, ok := c.lines[p]; ok {
+			return n
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return 0
+}
+
+// Path resolves a path from the config file relative to its directory.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+// TaxonomyPath is the resolved taxonomy file path.
+func (c *Config) TaxonomyPath() string { return c.Path(c.Taxonomy) }
+
+// FixturesPath is the resolved fixture directory.
+func (c *Config) FixturesPath() string { return c.Path(c.Fixtures) }
+
+// Secrets returns every secret value in the config, for scrubbing output.
+func (c *Config) Secrets() []string {
+	var out []string
+	for _, p := range c.Providers {
+		out = append(out, p.Credentials.Secrets()...)
+	}
+	for _, s := range c.Simulate {
+		out = append(out, s.Credentials.Secrets()...)
+	}
+	return out
+}
+
+// Digest is a SHA-256 of the config with every secret redacted: it changes
+// when any setting changes and reveals no credential.
+func (c *Config) Digest() string {
+	b, _ := json.Marshal(c)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// ToUSD converts an amount in currency to USD with the fx table.
+func (c *Config) ToUSD(amount float64, currency string) (float64, bool) {
+	if currency == "" || currency == "USD" {
+		return amount, true
+	}
+	r, ok := c.FX[currency]
+	return amount * r, ok
+}
+
+// CostOf returns the price of calls calls in one month, in p.Currency,
+// walking the tiers in order.
+func (p Pricing) CostOf(calls int64) float64 {
+	var cost float64
+	var from int64
+	for _, t := range p.Tiers {
+		to := t.UpTo
+		if to == 0 || to > calls {
+			to = calls
+		}
+		if to > from {
+			cost += float64(to-from) / 1000 * t.Per1000
+			from = to
+		}
+		if from >= calls {
+			break
+		}
+	}
+	return cost
+}
