@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"sort"
 	"strings"
 )
 
@@ -150,3 +151,48 @@ type ProviderFunc func(ctx context.Context, req Request) (Result, error)
 func (f ProviderFunc) Classify(ctx context.Context, req Request) (Result, error) { return f(ctx, req) }
 
 var _ Provider = ProviderFunc(nil)
+
+// Filter drops labels, categories and attributes below minConf and keeps at
+// most maxLabels labels and categories (0 = no cap), most confident first.
+// Clients apply it for formats whose wire has no such parameters (GCV,
+// Azure), so every provider honours a Request the same way.
+func (r Result) Filter(minConf float64, maxLabels int) Result {
+	keep := func(ls []Label) []Label {
+		var out []Label
+		for _, l := range ls {
+			if l.Confidence >= minConf {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	r.Categories, r.Labels = keep(r.Categories), keep(r.Labels)
+	var attrs []Attribute
+	for _, a := range r.Attributes {
+		if a.Confidence >= minConf {
+			attrs = append(attrs, a)
+		}
+	}
+	r.Attributes = attrs
+	if maxLabels > 0 {
+		if len(r.Categories) > maxLabels {
+			r.Categories = topN(r.Categories, maxLabels)
+		}
+		if n := maxLabels - len(r.Categories); len(r.Labels) > n {
+			r.Labels = topN(r.Labels, max(n, 0))
+		}
+	}
+	return r
+}
+
+func topN(ls []Label, n int) []Label {
+	s := append([]Label(nil), ls...)
+	sort.SliceStable(s, func(i, j int) bool { return s[i].Confidence > s[j].Confidence })
+	if n == 0 {
+		return nil
+	}
+	return s[:n]
+}
+
+// NewImageRequest is a Request for image bytes b with default options.
+func NewImageRequest(b []byte) Request { return Request{Image: NewImage(b)} }

@@ -1,0 +1,65 @@
+// Package testimg makes small real images for tests: valid PNG and JPEG
+// bytes that every decoder accepts, distinct per seed.
+package testimg
+
+import (
+	"bytes"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"math/rand/v2"
+)
+
+func img(w, h int, seed uint64) *image.RGBA {
+	r := rand.New(rand.NewPCG(seed, 7))
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	base := color.RGBA{uint8(r.IntN(256)), uint8(r.IntN(256)), uint8(r.IntN(256)), 255}
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			m.Set(x, y, color.RGBA{base.R + uint8(r.IntN(8)), base.G, base.B ^ uint8(x), 255})
+		}
+	}
+	return m
+}
+
+// PNG returns a w×h PNG.
+func PNG(w, h int, seed uint64) []byte {
+	var b bytes.Buffer
+	png.Encode(&b, img(w, h, seed))
+	return b.Bytes()
+}
+
+// JPEG returns a w×h JPEG.
+func JPEG(w, h int, seed uint64) []byte {
+	var b bytes.Buffer
+	jpeg.Encode(&b, img(w, h, seed), &jpeg.Options{Quality: 85})
+	return b.Bytes()
+}
+
+// Sized returns a JPEG of at least n bytes (noise does not compress).
+func Sized(n int, seed uint64) []byte {
+	side := 64
+	for {
+		b := noisy(side, seed)
+		if len(b) >= n {
+			return b
+		}
+		side *= 2
+	}
+}
+
+func noisy(side int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 11))
+	m := image.NewRGBA(image.Rect(0, 0, side, side))
+	for i := range m.Pix {
+		if i%4 == 3 {
+			m.Pix[i] = 255
+		} else {
+			m.Pix[i] = uint8(r.Uint32())
+		}
+	}
+	var b bytes.Buffer
+	jpeg.Encode(&b, m, &jpeg.Options{Quality: 95})
+	return b.Bytes()
+}

@@ -1,0 +1,5 @@
+package azure
+
+import "crypto/rand"
+
+func randRead(b []byte) { rand.Read(b) }

@@ -1,0 +1,270 @@
+package vision
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ClientCodec is the client side of a wire format: it turns a Request into
+// an HTTP request (credentials included) and an HTTP answer into a Result or
+// a typed *Error.
+type ClientCodec interface {
+	// Format is the wire format's name (rekognition, gcv, …).
+	Format() string
+	NewRequest(ctx context.Context, req Request) (*http.Request, error)
+	DecodeResponse(resp *http.Response, body []byte) (Result, error)
+}
+
+// ServerCodec is the server side of a wire format, used by the simulator and
+// by the proxy to read the legacy API's requests and to answer in its format.
+type ServerCodec interface {
+	Format() string
+	// IsClassify reports whether r is a classification call of this format
+	// (path, method, X-Amz-Target …). Other calls are not decoded.
+	IsClassify(r *http.Request) bool
+	// MaxBodyBytes is the largest request body the format accepts.
+	MaxBodyBytes() int64
+	// DecodeRequest parses a classification call; errors are *Error.
+	DecodeRequest(r *http.Request, body []byte) (Request, error)
+	// WriteResult answers a classification call.
+	WriteResult(w http.ResponseWriter, req Request, res Result)
+	// WriteError answers with the format's own error body for err's code.
+	WriteError(w http.ResponseWriter, err error)
+}
+
+// MaxResponseBytes bounds what a Client reads of an answer; a larger answer
+// is an invalid_response, never a memory blow-up.
+const MaxResponseBytes = 16 << 20
+
+// Client is a Provider over HTTP for any ClientCodec.
+type Client struct {
+	Codec ClientCodec
+	// HTTP is the client used; nil means a default with sensible pooling.
+	HTTP *http.Client
+	// Timeout bounds one call; 0 means none beyond ctx's.
+	Timeout time.Duration
+	// Wait, if set, is called before each request (a rate limiter's Wait).
+	Wait func(ctx context.Context) error
+}
+
+// DefaultTransport is an http.Transport tuned for talking to one API at a
+// high rate: many idle connections per host instead of Go's default two.
+func DefaultTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 512
+	t.IdleConnTimeout = 90 * time.Second
+	return t
+}
+
+var defaultHTTP = &http.Client{Transport: DefaultTransport()}
+
+// Classify implements Provider.
+func (c *Client) Classify(ctx context.Context, req Request) (Result, error) {
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
+	if c.Wait != nil {
+		if err := c.Wait(ctx); err != nil {
+			return Result{}, &Error{Code: CodeTimeout, Message: "waiting for the rate limit", Err: err}
+		}
+	}
+	hreq, err := c.Codec.NewRequest(ctx, req)
+	if err != nil {
+		return Result{}, err
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = defaultHTTP
+	}
+	resp, err := hc.Do(hreq)
+	if err != nil {
+		return Result{}, TransportError(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return Result{}, TransportError(err)
+	}
+	if len(body) > MaxResponseBytes {
+		return Result{}, &Error{Code: CodeInvalidResponse, Status: resp.StatusCode,
+			Message: fmt.Sprintf("response larger than %d bytes", MaxResponseBytes)}
+	}
+	res, err := c.Codec.DecodeResponse(resp, body)
+	if err != nil {
+		return res, err
+	}
+	return res.Filter(req.MinConfidence, req.MaxLabels), nil
+}
+
+var _ Provider = (*Client)(nil)
+
+// ReadBody reads at most limit bytes of r's body. tooLarge is true when the
+// body is longer; the body is then not read further.
+func ReadBody(r *http.Request, limit int64) (body []byte, tooLarge bool, err error) {
+	if r.ContentLength > limit {
+		return nil, true, nil
+	}
+	n := r.ContentLength
+	if n < 0 || n > 64<<10 {
+		n = 64 << 10
+	}
+	buf := make([]byte, 0, n+1)
+	w := &limitedBuf{buf: buf}
+	_, err = io.Copy(w, io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if int64(len(w.buf)) > limit {
+		return nil, true, nil
+	}
+	return w.buf, false, nil
+}
+
+type limitedBuf struct{ buf []byte }
+
+func (l *limitedBuf) Write(p []byte) (int, error) { l.buf = append(l.buf, p...); return len(p), nil }
+
+// DecodeImageBytes checks decoded image bytes against a format's limits:
+// empty → bad_request, larger than maxBytes → too_large, not a recognised
+// image type → bad_image.
+func DecodeImageBytes(b []byte, maxBytes int) (Image, error) {
+	if len(b) == 0 {
+		return Image{}, Errorf(CodeBadRequest, "image is empty")
+	}
+	if maxBytes > 0 && len(b) > maxBytes {
+		return Image{}, Errorf(CodeTooLarge, "image is %d bytes; the limit is %d", len(b), maxBytes)
+	}
+	im := NewImage(b)
+	if im.MediaType == "" {
+		return Image{}, Errorf(CodeBadImage, "image format not recognised (want JPEG, PNG, GIF, WebP, BMP or TIFF)")
+	}
+	return im, nil
+}
+
+// DecodeBase64 decodes standard base64, with or without padding, optionally
+// behind a data: URI prefix.
+func DecodeBase64(s string) ([]byte, error) {
+	if strings.HasPrefix(s, "data:") {
+		i := strings.Index(s, ";base64,")
+		if i < 0 {
+			return nil, errors.New("data URI is not base64")
+		}
+		s = s[i+len(";base64,"):]
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		b, err = base64.RawStdEncoding.DecodeString(s)
+	}
+	return b, err
+}
+
+// ParseRetryAfter reads a Retry-After header in seconds or as an HTTP date.
+func ParseRetryAfter(h http.Header) time.Duration {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// StatusCode returns the conventional HTTP status for a typed code, for
+// formats whose error statuses follow REST habits.
+func StatusCode(c Code) int {
+	switch c {
+	case CodeThrottled:
+		return http.StatusTooManyRequests
+	case CodeTimeout:
+		return http.StatusGatewayTimeout
+	case CodeBadImage:
+		return http.StatusUnprocessableEntity
+	case CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case CodeUnauthorized:
+		return http.StatusUnauthorized
+	case CodeBadRequest:
+		return http.StatusBadRequest
+	case CodeNetwork:
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError
+}
+
+// AsError returns err as an *Error, wrapping unknown errors as server_error.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: CodeServerError, Message: err.Error(), Err: err}
+}
+
+// Serve answers classification calls of codec with p; other requests get
+// the format's bad_request error. It is the plain server; the simulator adds
+// latency and failure injection around the same codec.
+func Serve(codec ServerCodec, p Provider) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !codec.IsClassify(r) {
+			codec.WriteError(w, Errorf(CodeBadRequest, "unsupported operation %s %s", r.Method, r.URL.Path))
+			return
+		}
+		body, tooLarge, err := ReadBody(r, codec.MaxBodyBytes())
+		if err != nil {
+			return // the client went away
+		}
+		if tooLarge {
+			w.Header().Set("Connection", "close")
+			codec.WriteError(w, Errorf(CodeTooLarge, "request body exceeds %d bytes", codec.MaxBodyBytes()))
+			return
+		}
+		req, err := codec.DecodeRequest(r, body)
+		if err != nil {
+			codec.WriteError(w, err)
+			return
+		}
+		res, err := p.Classify(r.Context(), req)
+		if err != nil {
+			codec.WriteError(w, err)
+			return
+		}
+		codec.WriteResult(w, req, res)
+	})
+}
+
+// StatusCodeToCode is the fallback mapping from an HTTP status alone.
+func StatusCodeToCode(status int) Code {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return CodeThrottled
+	case status == http.StatusGatewayTimeout || status == http.StatusRequestTimeout:
+		return CodeTimeout
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return CodeUnauthorized
+	case status == http.StatusRequestEntityTooLarge:
+		return CodeTooLarge
+	case status == http.StatusUnprocessableEntity:
+		return CodeBadImage
+	case status >= 500:
+		return CodeServerError
+	case status >= 400:
+		return CodeBadRequest
+	}
+	return CodeInvalidResponse
+}
