@@ -1,0 +1,66 @@
+// Package formats is the registry of wire formats: it builds a format's
+// client from a configured provider and its server codec by name. It is the
+// only package that knows every format; everything else asks it.
+package formats
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"golang.org/x/time/rate"
+
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/vision"
+	"github.com/cutover/cutover/vision/azure"
+	"github.com/cutover/cutover/vision/gcv"
+	"github.com/cutover/cutover/vision/holysheep"
+	"github.com/cutover/cutover/vision/rekognition"
+)
+
+// ClientCodec returns the client codec of p's format, with p's credentials.
+func ClientCodec(p *config.Provider) (vision.ClientCodec, error) {
+	switch p.Format {
+	case config.FormatRekognition:
+		return rekognition.NewCodec(p.BaseURL.String(), p.Region, aws.Credentials{
+			AccessKeyID: p.Credentials.AccessKeyID.Value(), SecretAccessKey: p.Credentials.SecretAccessKey.Value(),
+			SessionToken: p.Credentials.SessionToken.Value(), Source: "cutover config"}), nil
+	case config.FormatGCV:
+		return gcv.NewCodec(p.BaseURL.String(), p.Credentials.APIKey.Value()), nil
+	case config.FormatAzure:
+		return azure.NewCodec(p.BaseURL.String(), p.Credentials.APIKey.Value()), nil
+	case config.FormatHolySheep:
+		return holysheep.NewCodec(p.BaseURL.String(), p.Credentials.APIKey.Value(), p.Model), nil
+	}
+	return nil, fmt.Errorf("unknown format %q", p.Format)
+}
+
+// NewClient returns a Provider for p: its codec, its timeout and its
+// max_rps limit, over hc (nil means vision's pooled default).
+func NewClient(p *config.Provider, hc *http.Client) (*vision.Client, error) {
+	codec, err := ClientCodec(p)
+	if err != nil {
+		return nil, err
+	}
+	c := &vision.Client{Codec: codec, HTTP: hc, Timeout: p.Timeout.D()}
+	if p.MaxRPS > 0 {
+		lim := rate.NewLimiter(rate.Limit(p.MaxRPS), max(1, int(p.MaxRPS)))
+		c.Wait = lim.Wait
+	}
+	return c, nil
+}
+
+// ServerCodec returns the server codec of a format.
+func ServerCodec(f config.Format) (vision.ServerCodec, error) {
+	switch f {
+	case config.FormatRekognition:
+		return &rekognition.Codec{}, nil
+	case config.FormatGCV:
+		return &gcv.Codec{}, nil
+	case config.FormatAzure:
+		return &azure.Codec{}, nil
+	case config.FormatHolySheep:
+		return &holysheep.Codec{}, nil
+	}
+	return nil, fmt.Errorf("unknown format %q", f)
+}
