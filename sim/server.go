@@ -134,9 +134,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := s.authorize(r, body); err != nil {
+		vision.PutBody(body)
 		s.Codec.WriteError(w, err)
 		return
 	}
+	defer vision.PutBody(body)
 	req, err := s.Codec.DecodeRequest(r, body)
 	if err != nil {
 		s.Codec.WriteError(w, err)

@@ -3,13 +3,17 @@ package vision
 import (
 	"context"
 	"encoding/base64"
+
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	fastb64 "github.com/segmentio/asm/base64"
 )
 
 // ClientCodec is the client side of a wire format: it turns a Request into
@@ -66,17 +70,33 @@ func DefaultTransport() *http.Transport {
 
 var defaultHTTP = &http.Client{Transport: DefaultTransport()}
 
-// Classify implements Provider.
+// Classify implements Provider: it waits for the rate limit, then Do.
 func (c *Client) Classify(ctx context.Context, req Request) (Result, error) {
+	if err := c.Pace(ctx); err != nil {
+		return Result{}, err
+	}
+	return c.Do(ctx, req)
+}
+
+// Pace waits for the client's rate limit, if it has one. Callers that time
+// calls pace first and time Do alone, so waiting on cutover's own limiter
+// is never counted as the provider's latency.
+func (c *Client) Pace(ctx context.Context) error {
+	if c.Wait == nil {
+		return nil
+	}
+	if err := c.Wait(ctx); err != nil {
+		return &Error{Code: CodeTimeout, Message: "waiting for the rate limit", Err: err}
+	}
+	return nil
+}
+
+// Do sends one request without pacing, bounded by the client's Timeout.
+func (c *Client) Do(ctx context.Context, req Request) (Result, error) {
 	if c.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
 		defer cancel()
-	}
-	if c.Wait != nil {
-		if err := c.Wait(ctx); err != nil {
-			return Result{}, &Error{Code: CodeTimeout, Message: "waiting for the rate limit", Err: err}
-		}
 	}
 	hreq, err := c.Codec.NewRequest(ctx, req)
 	if err != nil {
@@ -108,31 +128,63 @@ func (c *Client) Classify(ctx context.Context, req Request) (Result, error) {
 
 var _ Provider = (*Client)(nil)
 
-// ReadBody reads at most limit bytes of r's body. tooLarge is true when the
-// body is longer; the body is then not read further.
+// ReadBody reads at most limit bytes of r's body into a buffer from the
+// pool (return it with PutBody when nothing refers to it any more).
+// tooLarge is true when the body is longer; it is then not read further.
 func ReadBody(r *http.Request, limit int64) (body []byte, tooLarge bool, err error) {
 	if r.ContentLength > limit {
 		return nil, true, nil
 	}
-	n := r.ContentLength
-	if n < 0 || n > 64<<10 {
-		n = 64 << 10
+	buf := getBuf(r.ContentLength)
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > limit {
+				break
+			}
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, rerr := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			PutBody(buf)
+			return nil, false, rerr
+		}
+		if int64(len(buf)) > limit {
+			break
+		}
 	}
-	buf := make([]byte, 0, n+1)
-	w := &limitedBuf{buf: buf}
-	_, err = io.Copy(w, io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, false, err
-	}
-	if int64(len(w.buf)) > limit {
+	if int64(len(buf)) > limit {
+		PutBody(buf)
 		return nil, true, nil
 	}
-	return w.buf, false, nil
+	return buf, false, nil
 }
 
-type limitedBuf struct{ buf []byte }
+var bodyPool sync.Pool
 
-func (l *limitedBuf) Write(p []byte) (int, error) { l.buf = append(l.buf, p...); return len(p), nil }
+func getBuf(contentLength int64) []byte {
+	want := int(contentLength) + 1 // +1 so that EOF is seen without growing
+	if contentLength < 0 {
+		want = 32 << 10
+	}
+	if p, ok := bodyPool.Get().(*[]byte); ok && cap(*p) >= want {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, want)
+}
+
+// PutBody returns a buffer from ReadBody to the pool. Only call it once
+// nothing (a decoded request, a response) refers to the bytes.
+func PutBody(b []byte) {
+	if cap(b) == 0 || cap(b) > 32<<20 {
+		return
+	}
+	b = b[:0]
+	bodyPool.Put(&b)
+}
 
 // DecodeImageBytes checks decoded image bytes against a format's limits:
 // empty → bad_request, larger than maxBytes → too_large, not a recognised
@@ -161,7 +213,7 @@ func DecodeBase64(s string) ([]byte, error) {
 		}
 		s = s[i+len(";base64,"):]
 	}
-	b, err := base64.StdEncoding.DecodeString(s)
+	b, err := fastb64.StdEncoding.DecodeString(s)
 	if err != nil {
 		b, err = base64.RawStdEncoding.DecodeString(s)
 	}
@@ -242,9 +294,10 @@ func Serve(codec ServerCodec, p Provider) http.Handler {
 		res, err := p.Classify(r.Context(), req)
 		if err != nil {
 			codec.WriteError(w, err)
-			return
+		} else {
+			codec.WriteResult(w, req, res)
 		}
-		codec.WriteResult(w, req, res)
+		PutBody(body)
 	})
 }
 

@@ -37,16 +37,38 @@ func JPEG(w, h int, seed uint64) []byte {
 	return b.Bytes()
 }
 
-// Sized returns a JPEG of at least n bytes (noise does not compress).
+// Sized returns a valid JPEG of exactly n bytes (n ≥ 2 KB): a noise image
+// a little smaller than n, padded with JPEG comment (COM) segments.
 func Sized(n int, seed uint64) []byte {
-	side := 64
+	side := 16
+	b := noisy(side, seed)
 	for {
-		b := noisy(side, seed)
-		if len(b) >= n {
-			return b
+		next := noisy(side+8, seed)
+		if len(next) > n-16 {
+			break
 		}
-		side *= 2
+		side, b = side+8, next
 	}
+	pad := n - len(b)
+	out := make([]byte, 0, n)
+	out = append(out, b[:2]...) // SOI
+	for pad > 0 {
+		seg := min(pad, 65535+2)
+		if seg < 4 {
+			// too small for a segment of its own: grow the previous one
+			break
+		}
+		out = append(out, 0xFF, 0xFE, byte((seg-2)>>8), byte(seg-2))
+		for i := 4; i < seg; i++ {
+			out = append(out, ' ')
+		}
+		pad -= seg
+	}
+	out = append(out, b[2:]...)
+	for len(out) < n { // a 1–3 byte remainder: trailing bytes after EOI are ignored
+		out = append(out, 0)
+	}
+	return out
 }
 
 func noisy(side int, seed uint64) []byte {

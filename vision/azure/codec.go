@@ -10,7 +10,7 @@ package azure
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+
 	"fmt"
 	"image"
 	_ "image/gif" // registered for metadata.width/height
@@ -21,6 +21,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/cutover/cutover/internal/jsonx"
 
 	"github.com/cutover/cutover/vision"
 )
@@ -112,7 +114,7 @@ func (c *Codec) NewRequest(ctx context.Context, req vision.Request) (*http.Reque
 	case len(req.Image.Bytes) > 0:
 		body = req.Image.Bytes
 	case req.Image.URL != "":
-		body, _ = json.Marshal(map[string]string{"url": req.Image.URL})
+		body, _ = jsonx.Marshal(map[string]string{"url": req.Image.URL})
 		ct = "application/json"
 	default:
 		return nil, vision.Errorf(vision.CodeBadRequest, "request has no image")
@@ -134,7 +136,7 @@ func (c *Codec) DecodeResponse(resp *http.Response, body []byte) (vision.Result,
 		return vision.Result{}, DecodeError(resp.StatusCode, resp.Header, body)
 	}
 	var ar AnalyzeResult
-	if err := json.Unmarshal(body, &ar); err != nil {
+	if err := jsonx.Unmarshal(body, &ar); err != nil {
 		return vision.Result{}, &vision.Error{Code: vision.CodeInvalidResponse, Status: 200, Message: "analyze answer is not valid JSON", Err: err}
 	}
 	if ar.TagsResult == nil {
@@ -162,7 +164,7 @@ var innerCodes = map[string]vision.Code{
 // names the precise problem; otherwise the status decides.
 func DecodeError(status int, h http.Header, body []byte) *vision.Error {
 	var eb ErrorBody
-	_ = json.Unmarshal(body, &eb)
+	_ = jsonx.Unmarshal(body, &eb)
 	name := eb.Error.Code
 	code := vision.StatusCodeToCode(status)
 	if eb.Error.InnerError != nil {
@@ -208,7 +210,7 @@ func (c *Codec) DecodeRequest(r *http.Request, body []byte) (vision.Request, err
 		var in struct {
 			URL string `json:"url"`
 		}
-		if err := json.Unmarshal(body, &in); err != nil {
+		if err := jsonx.Unmarshal(body, &in); err != nil {
 			return req, inner(vision.CodeBadRequest, "InvalidArgument", "The request body is not valid JSON.")
 		}
 		u, err := url.Parse(in.URL)
@@ -280,7 +282,7 @@ func (c *Codec) WriteError(w http.ResponseWriter, err error) {
 		}
 		detail.InnerError = &InnerError{Code: name, Message: detail.Message}
 	}
-	b, _ := json.Marshal(ErrorBody{Error: detail})
+	b, _ := jsonx.Marshal(ErrorBody{Error: detail})
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Apim-Request-Id", requestID())
 	w.WriteHeader(status)
@@ -289,7 +291,7 @@ func (c *Codec) WriteError(w http.ResponseWriter, err error) {
 
 // WriteResult implements vision.ServerCodec.
 func (c *Codec) WriteResult(w http.ResponseWriter, req vision.Request, res vision.Result) {
-	b, err := json.Marshal(ResultToAnalyze(req, res))
+	b, err := jsonx.Marshal(ResultToAnalyze(req, res))
 	if err != nil {
 		c.WriteError(w, err)
 		return

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+
 	"errors"
 	"fmt"
 	"math"
@@ -15,6 +16,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/cutover/cutover/internal/jsonx"
 
 	"github.com/cutover/cutover/vision"
 )
@@ -166,7 +169,7 @@ func (c *Codec) NewRequest(ctx context.Context, req vision.Request) (*http.Reque
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(ar)
+	body, err := jsonx.Marshal(ar)
 	if err != nil {
 		return nil, fmt.Errorf("encoding annotate request: %w", err)
 	}
@@ -191,7 +194,7 @@ func (c *Codec) DecodeResponse(resp *http.Response, body []byte) (vision.Result,
 		return vision.Result{}, DecodeError(resp.StatusCode, resp.Header, body)
 	}
 	var ar AnnotateResponse
-	if err := json.Unmarshal(body, &ar); err != nil {
+	if err := jsonx.Unmarshal(body, &ar); err != nil {
 		return vision.Result{}, &vision.Error{Code: vision.CodeInvalidResponse, Status: 200, Message: "annotate answer is not valid JSON", Err: err}
 	}
 	if len(ar.Responses) != 1 {
@@ -262,7 +265,7 @@ var statusCodes = map[string]vision.Code{
 // DecodeError maps a whole-request error to a typed code.
 func DecodeError(status int, h http.Header, body []byte) *vision.Error {
 	var eb ErrorBody
-	_ = json.Unmarshal(body, &eb)
+	_ = jsonx.Unmarshal(body, &eb)
 	code, ok := statusCodes[eb.Error.Status]
 	if !ok {
 		code = vision.StatusCodeToCode(status)
@@ -295,7 +298,7 @@ func (c *Codec) DecodeRequest(r *http.Request, body []byte) (vision.Request, err
 // DecodeBody parses an annotate body.
 func DecodeBody(body []byte) (vision.Request, error) {
 	var ar AnnotateRequest
-	if err := json.Unmarshal(body, &ar); err != nil {
+	if err := jsonx.Unmarshal(body, &ar); err != nil {
 		return vision.Request{}, statusErr(vision.CodeBadRequest, "INVALID_ARGUMENT", "Invalid JSON payload received. "+jsonMsg(err))
 	}
 	if len(ar.Requests) != 1 {
@@ -365,7 +368,7 @@ func (c *Codec) WriteError(w http.ResponseWriter, err error) {
 		if msg == "" || !strings.HasPrefix(msg, "Bad image") {
 			msg = "Bad image data."
 		}
-		b, _ := json.Marshal(AnnotateResponse{Responses: []ImageResponse{{Error: &Status{Code: grpcInvalidArgument, Message: msg}}}})
+		b, _ := jsonx.Marshal(AnnotateResponse{Responses: []ImageResponse{{Error: &Status{Code: grpcInvalidArgument, Message: msg}}}})
 		w.Write(b)
 		return
 	}
@@ -387,14 +390,14 @@ func (c *Codec) WriteError(w http.ResponseWriter, err error) {
 	}
 	var eb ErrorBody
 	eb.Error.Code, eb.Error.Message, eb.Error.Status = httpStatus, msg, status
-	b, _ := json.Marshal(eb)
+	b, _ := jsonx.Marshal(eb)
 	w.WriteHeader(httpStatus)
 	w.Write(b)
 }
 
 // WriteResult implements vision.ServerCodec.
 func (c *Codec) WriteResult(w http.ResponseWriter, req vision.Request, res vision.Result) {
-	b, err := json.Marshal(ResponseFromResult(res))
+	b, err := jsonx.Marshal(ResponseFromResult(res))
 	if err != nil {
 		c.WriteError(w, err)
 		return

@@ -8,7 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
+
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cutover/cutover/internal/jsonx"
 
 	"github.com/cutover/cutover/vision"
 )
@@ -137,7 +139,7 @@ func (s *BatchServer) ServeHTTP(w http.ResponseWriter, r *http.Request, apiKey s
 			return
 		}
 		j.mu.Lock()
-		b, _ := json.Marshal(j.Job)
+		b, _ := jsonx.Marshal(j.Job)
 		j.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(b)
@@ -156,7 +158,7 @@ func (s *BatchServer) submit(w http.ResponseWriter, r *http.Request, apiKey stri
 		return
 	}
 	var br BatchRequest
-	if err := json.Unmarshal(body, &br); err != nil {
+	if err := jsonx.Unmarshal(body, &br); err != nil {
 		WriteError(w, vision.Errorf(vision.CodeBadRequest, "request body is not valid JSON: %s", jsonMsg(err)))
 		return
 	}
@@ -182,7 +184,7 @@ func (s *BatchServer) submit(w http.ResponseWriter, r *http.Request, apiKey stri
 	s.evictLocked()
 	s.mu.Unlock()
 	j.mu.Lock()
-	b, _ := json.Marshal(j.Job)
+	b, _ := jsonx.Marshal(j.Job)
 	j.mu.Unlock()
 	go s.run(j, reqs, errs, br.Webhook, apiKey)
 	w.Header().Set("Content-Type", "application/json")
@@ -241,7 +243,7 @@ func (s *BatchServer) run(j *job, reqs []vision.Request, errs []error, webhook, 
 	j.Job.Status = "completed"
 	j.Job.CompletedAt = time.Now().Unix()
 	sortResults(j.Job.Results)
-	body, _ := json.Marshal(j.Job)
+	body, _ := jsonx.Marshal(j.Job)
 	j.mu.Unlock()
 	if webhook != "" {
 		s.deliver(webhook, secret, body)
@@ -305,7 +307,7 @@ func (c *BatchClient) Submit(ctx context.Context, images []vision.Image, params 
 		br.Images = append(br.Images, cr.Image)
 		br.Parameters = cr.Parameters
 	}
-	body, err := json.Marshal(br)
+	body, err := jsonx.Marshal(br)
 	if err != nil {
 		return Job{}, fmt.Errorf("encoding batch: %w", err)
 	}
@@ -346,7 +348,7 @@ func (c *BatchClient) do(hr *http.Request, want int) (Job, error) {
 		return Job{}, DecodeError(resp.StatusCode, resp.Header, body)
 	}
 	var j Job
-	if err := json.Unmarshal(body, &j); err != nil {
+	if err := jsonx.Unmarshal(body, &j); err != nil {
 		return Job{}, &vision.Error{Code: vision.CodeInvalidResponse, Status: resp.StatusCode, Err: err}
 	}
 	return j, nil

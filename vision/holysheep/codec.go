@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+
 	"errors"
 	"fmt"
 	"math"
@@ -21,6 +22,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/cutover/cutover/internal/jsonx"
 
 	"github.com/cutover/cutover/vision"
 )
@@ -147,7 +150,7 @@ func (c *Codec) NewRequest(ctx context.Context, req vision.Request) (*http.Reque
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(cr)
+	body, err := jsonx.Marshal(cr)
 	if err != nil {
 		return nil, fmt.Errorf("encoding classify request: %w", err)
 	}
@@ -172,7 +175,7 @@ func (c *Codec) DecodeResponse(resp *http.Response, body []byte) (vision.Result,
 		return vision.Result{}, DecodeError(resp.StatusCode, resp.Header, body)
 	}
 	var cr ClassifyResponse
-	if err := json.Unmarshal(body, &cr); err != nil {
+	if err := jsonx.Unmarshal(body, &cr); err != nil {
 		return vision.Result{}, &vision.Error{Code: vision.CodeInvalidResponse, Status: 200, Message: "classify answer is not valid JSON", Err: err}
 	}
 	if cr.Predictions == nil {
@@ -199,7 +202,7 @@ func ResultFromPredictions(ps []Prediction) vision.Result {
 // code itself; the status decides when it is missing or unknown.
 func DecodeError(status int, h http.Header, body []byte) *vision.Error {
 	var eb ErrorBody
-	_ = json.Unmarshal(body, &eb)
+	_ = jsonx.Unmarshal(body, &eb)
 	code := vision.Code(eb.Error.Code)
 	if !code.Valid() {
 		code = vision.StatusCodeToCode(status)
@@ -223,7 +226,7 @@ func (c *Codec) DecodeRequest(r *http.Request, body []byte) (vision.Request, err
 		return vision.Request{}, vision.Errorf(vision.CodeBadRequest, "Content-Type must be application/json")
 	}
 	var cr ClassifyRequest
-	if err := json.Unmarshal(body, &cr); err != nil {
+	if err := jsonx.Unmarshal(body, &cr); err != nil {
 		return vision.Request{}, vision.Errorf(vision.CodeBadRequest, "request body is not valid JSON: %s", jsonMsg(err))
 	}
 	if cr.Task != "" && cr.Task != "product_classification" {
@@ -301,7 +304,7 @@ func WriteError(w http.ResponseWriter, err error) {
 		}
 		w.Header().Set("Retry-After", fmt.Sprintf("%d", int(math.Ceil(ra.Seconds()))))
 	}
-	b, _ := json.Marshal(ErrorBody{Error: ErrorDetail{Code: string(e.Code), Message: msg}})
+	b, _ := jsonx.Marshal(ErrorBody{Error: ErrorDetail{Code: string(e.Code), Message: msg}})
 	w.Header().Set("Content-Type", "application/json")
 	status := e.Status
 	if status == 0 || status < 400 {
@@ -317,7 +320,7 @@ func (c *Codec) WriteResult(w http.ResponseWriter, req vision.Request, res visio
 	if model == "" {
 		model = DefaultModel
 	}
-	b, err := json.Marshal(ClassifyResponse{ID: "cls_" + randID(), Object: "vision.classification", Model: model,
+	b, err := jsonx.Marshal(ClassifyResponse{ID: "cls_" + randID(), Object: "vision.classification", Model: model,
 		Created: time.Now().Unix(), Predictions: PredictionsFromResult(res), Usage: Usage{Images: 1}})
 	if err != nil {
 		WriteError(w, err)

@@ -6,7 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
+
 	"errors"
 	"fmt"
 	"math"
@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/cutover/cutover/internal/jsonx"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -90,7 +92,7 @@ func (c *Codec) NewRequest(ctx context.Context, req vision.Request) (*http.Reque
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(in)
+	body, err := jsonx.Marshal(in)
 	if err != nil {
 		return nil, fmt.Errorf("encoding DetectLabels: %w", err)
 	}
@@ -135,7 +137,7 @@ func (c *Codec) DecodeResponse(resp *http.Response, body []byte) (vision.Result,
 		return vision.Result{}, DecodeError(resp.StatusCode, resp.Header, body)
 	}
 	var out DetectLabelsOutput
-	if err := json.Unmarshal(body, &out); err != nil {
+	if err := jsonx.Unmarshal(body, &out); err != nil {
 		return vision.Result{}, &vision.Error{Code: vision.CodeInvalidResponse, Status: resp.StatusCode, Message: "DetectLabels answer is not valid JSON", Err: err}
 	}
 	return ResultFromOutput(out, body), nil
@@ -192,9 +194,9 @@ var errorCodes = map[string]vision.Code{
 // stripped of a "namespace#" prefix and a ":…" suffix.
 func ErrorName(h http.Header, body []byte) (name, message string) {
 	var eb ErrorBody
-	_ = json.Unmarshal(body, &eb)
+	_ = jsonx.Unmarshal(body, &eb)
 	var generic map[string]any
-	if json.Unmarshal(body, &generic) == nil {
+	if jsonx.Unmarshal(body, &generic) == nil {
 		if m, ok := generic["Message"].(string); ok && eb.Message == "" {
 			eb.Message = m
 		}
@@ -250,7 +252,7 @@ func (c *Codec) DecodeRequest(r *http.Request, body []byte) (vision.Request, err
 // DecodeInput parses a DetectLabels body.
 func DecodeInput(body []byte) (vision.Request, error) {
 	var in DetectLabelsInput
-	if err := json.Unmarshal(body, &in); err != nil {
+	if err := jsonx.Unmarshal(body, &in); err != nil {
 		msg := "Start of structure or map found where not expected."
 		var ce base64.CorruptInputError
 		if errors.As(err, &ce) {
@@ -352,7 +354,7 @@ func (c *Codec) WriteError(w http.ResponseWriter, err error) {
 	if msg == "" {
 		msg = defaultMessage(e.VendorCode)
 	}
-	b, _ := json.Marshal(ErrorBody{Type: e.VendorCode, Message: msg})
+	b, _ := jsonx.Marshal(ErrorBody{Type: e.VendorCode, Message: msg})
 	h := w.Header()
 	h.Set("Content-Type", ContentType)
 	h.Set("X-Amzn-Errortype", e.VendorCode+":")
@@ -379,7 +381,7 @@ func defaultMessage(name string) string {
 
 // WriteResult implements vision.ServerCodec.
 func (c *Codec) WriteResult(w http.ResponseWriter, req vision.Request, res vision.Result) {
-	b, err := json.Marshal(OutputFromResult(res))
+	b, err := jsonx.Marshal(OutputFromResult(res))
 	if err != nil {
 		c.WriteError(w, err)
 		return
@@ -442,3 +444,6 @@ func round4(f float64) float64 { return math.Round(f*1e4) / 1e4 }
 
 var _ vision.ClientCodec = (*Codec)(nil)
 var _ vision.ServerCodec = (*Codec)(nil)
+
+// NoCredentials leaves requests unsigned (benchmarks, simulators without keys).
+var NoCredentials = aws.Credentials{}

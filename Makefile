@@ -1,0 +1,35 @@
+# cutover — see README.md. Every target works on a fresh machine with only Go
+# (bench-* targets install their load generators with apt-get when missing).
+GO ?= go
+BIN := bin/cutover
+FIXTURES := out/fixtures
+
+.PHONY: build test demo bench-sim fuzz fixtures clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/cutover
+
+# vet + the race-enabled test suite (what CI runs).
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+# The offline story on simulators: fixtures, simulated legacy and candidate,
+# 200 labelled images through each provider's real client, a summary table.
+demo: build
+	./scripts/demo.sh
+
+fixtures: build
+	./$(BIN) fixtures gen --out $(FIXTURES) --n 2000 --seed 1
+
+# Requests/s of one simulator at --time-scale 0, 10 KB and 100 KB images, wrk.
+bench-sim:
+	./scripts/bench-sim.sh
+
+# A short coverage-guided run of every decoder of untrusted bytes.
+FUZZTIME ?= 10s
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin out
