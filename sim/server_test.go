@@ -2,8 +2,11 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	"github.com/cutover/cutover/fixtures"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/formats"
+	"github.com/cutover/cutover/vision/holysheep"
 )
 
 const testConfig = `
@@ -142,3 +146,55 @@ func TestInjectedFailures(t *testing.T) {
 }
 
 var pngBytes = []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+
+// TestHolySheepBatchOnSimulator drives the simulator's batch endpoint with
+// the real batch client and receives its signed webhook.
+func TestHolySheepBatchOnSimulator(t *testing.T) {
+	tx := mustTaxonomy(t)
+	fx, err := fixtures.Generate(t.TempDir(), tx, fixtures.GenerateOptions{N: 12, Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := startAll(t, fx, 0)
+	got := make(chan []byte, 1)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !holysheep.VerifyWebhook("hk", body, r.Header.Get(holysheep.SignatureHeader)) {
+			t.Error("webhook signature does not verify")
+		}
+		got <- body
+	}))
+	defer hook.Close()
+	bc := &holysheep.BatchClient{Codec: holysheep.NewCodec(cfg.Providers["hs"].BaseURL.String(), "hk", "")}
+	var images []vision.Image
+	for _, it := range fx.Items {
+		b, _ := fx.ReadImage(it)
+		images = append(images, vision.NewImage(b))
+	}
+	job, err := bc.Submit(context.Background(), images, vision.Request{Attributes: vision.AttributeKinds}, hook.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case b := <-got:
+		var done holysheep.Job
+		if err := json.Unmarshal(b, &done); err != nil || done.JobID != job.JobID || done.Completed != len(images) {
+			t.Fatalf("webhook job: %s", b)
+		}
+		right := 0
+		for _, r := range done.Results {
+			res := holysheep.ResultFromPredictions(r.Predictions)
+			if tx.Normalize("holysheep", res).Top() == fx.Items[r.Index].Category {
+				right++
+			}
+		}
+		if right < len(images)/2 {
+			t.Errorf("batch answers: %d/%d right", right, len(images))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no webhook")
+	}
+	if _, err := (&holysheep.BatchClient{Codec: holysheep.NewCodec(cfg.Providers["hs"].BaseURL.String(), "bad", "")}).Status(context.Background(), job.JobID); vision.ErrorCode(err) != vision.CodeUnauthorized {
+		t.Errorf("status with a wrong key: %v", err)
+	}
+}
