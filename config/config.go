@@ -37,6 +37,12 @@ type Config struct {
 	FX map[string]float64 `yaml:"fx"`
 	// Providers are the vision APIs cutover talks to, by name.
 	Providers map[string]*Provider `yaml:"providers"`
+	// Prompts are versioned prompts and response schemas for vision-LLM
+	// (openai format) providers, by name. "default" is built in (a prompt
+	// tuned for fashion catalogues) unless the file defines its own.
+	Prompts map[string]*Prompt `yaml:"prompts"`
+	// Models are token prices per model for vision-LLM providers.
+	Models map[string]*ModelPrice `yaml:"models"`
 	// Simulate are the simulated providers `cutover simulate` serves, by name.
 	Simulate map[string]*Simulator `yaml:"simulate"`
 
@@ -56,8 +62,11 @@ type Provider struct {
 	BaseURL URL `yaml:"base_url"`
 	// Region is the AWS region for SigV4 (rekognition only). Default us-east-1.
 	Region string `yaml:"region"`
-	// Model is the model the request names (holysheep: vision-classifier-v3).
+	// Model is the model the request names (holysheep: vision-classifier-v3;
+	// openai: e.g. gemini-2.5-flash, with its prices under models:).
 	Model string `yaml:"model"`
+	// Prompt names the prompt under prompts: (openai format). Default "default".
+	Prompt string `yaml:"prompt"`
 	// Credentials are taken from the environment with ${VAR}; never write keys here.
 	Credentials Credentials `yaml:"credentials"`
 	// Timeout bounds one call, connection to last byte. Default 10s, 1ms–10m.
@@ -142,6 +151,78 @@ type Profile struct {
 	ThrottleBurst int `yaml:"throttle_burst"`
 	// Accuracy is the confusion model.
 	Accuracy Accuracy `yaml:"accuracy"`
+	// LLM shapes a vision-LLM simulator (openai format): latency is then the
+	// time to first token, and these add generation time and failure modes.
+	LLM LLMProfile `yaml:"llm"`
+}
+
+// LLMProfile is a simulated vision LLM's generation speed and failure modes.
+type LLMProfile struct {
+	// PerOutputToken is the generation time of one output token. Default 0.
+	PerOutputToken Duration `yaml:"per_output_token"`
+	// Shares of answers, 0–1: content that is not JSON, JSON that breaks
+	// the schema, a refusal, and a truncation (finish_reason length).
+	InvalidJSON     Rate `yaml:"invalid_json"`
+	SchemaViolation Rate `yaml:"schema_violation"`
+	Refusal         Rate `yaml:"refusal"`
+	Truncation      Rate `yaml:"truncation"`
+}
+
+// Prompt is a versioned prompt and response schema. Its version is recorded
+// with every observation, so two prompts can be benchmarked like two providers.
+type Prompt struct {
+	// Version identifies this prompt and schema, e.g. fashion-v1. Required.
+	Version string `yaml:"version"`
+	// System is the system message.
+	System string `yaml:"system"`
+	// User is the text part of the user message (the image follows it).
+	User string `yaml:"user"`
+	// Detail is the image_url detail: low, high or auto. Default low.
+	Detail string `yaml:"detail"`
+	// MaxCompletionTokens caps the answer. Default 300, 16–8192.
+	MaxCompletionTokens int `yaml:"max_completion_tokens"`
+	// Temperature, 0–2. Default 0.
+	Temperature *float64 `yaml:"temperature"`
+	// Seed asks for reproducible sampling where the model supports it.
+	Seed *int64 `yaml:"seed"`
+	// Logprobs derives category confidence from token log-probabilities
+	// instead of the model's own report. Default false.
+	Logprobs bool `yaml:"logprobs"`
+	// Schema shapes the json_schema response format.
+	Schema PromptSchema `yaml:"schema"`
+}
+
+// PromptSchema shapes the strict JSON schema generated from the taxonomy.
+type PromptSchema struct {
+	// Name of the json_schema. Default product_tags.
+	Name string `yaml:"name"`
+	// MaxCategories the model may return, most confident first. Default 3.
+	MaxCategories int `yaml:"max_categories"`
+	// Attributes asked for: color, pattern, material, style. Default all.
+	Attributes []string `yaml:"attributes"`
+}
+
+// ModelPrice is one model's token prices.
+type ModelPrice struct {
+	// Currency of the prices. Default USD.
+	Currency string `yaml:"currency"`
+	// Prices per million tokens: input, cached input, output.
+	InputPerMillion       float64 `yaml:"input_per_million"`
+	CachedInputPerMillion float64 `yaml:"cached_input_per_million"`
+	OutputPerMillion      float64 `yaml:"output_per_million"`
+	// ImageTokens names the rule that estimates an image's input tokens
+	// before a call: gpt-4o (85 at low detail, 85 + 170 per 512 px tile at
+	// high), gpt-4.1-mini, gpt-4.1-nano (32 px patches), gemini (258 per
+	// 768 px tile), claude (width·height/750), or fixed:N. Default: from the
+	// model's name.
+	ImageTokens string `yaml:"image_tokens"`
+}
+
+// Cost returns the price of one call's tokens in p.Currency.
+func (p ModelPrice) Cost(input, cached, output int64) float64 {
+	uncached := max(input-cached, 0)
+	return (float64(uncached)*p.InputPerMillion + float64(cached)*p.CachedInputPerMillion +
+		float64(output)*p.OutputPerMillion) / 1e6
 }
 
 // Latency is a log-normal distribution given by two of its figures: the
@@ -403,6 +484,15 @@ func (c *Config) TaxonomyPath() string { return c.Path(c.Taxonomy) }
 
 // FixturesPath is the resolved fixture directory.
 func (c *Config) FixturesPath() string { return c.Path(c.Fixtures) }
+
+// PromptFor returns the prompt a provider uses.
+func (c *Config) PromptFor(p *Provider) *Prompt {
+	name := p.Prompt
+	if name == "" {
+		name = "default"
+	}
+	return c.Prompts[name]
+}
 
 // Secrets returns every secret value in the config, for scrubbing output.
 func (c *Config) Secrets() []string {

@@ -220,10 +220,13 @@ const (
 	FormatGCV         Format = "gcv"
 	FormatAzure       Format = "azure"
 	FormatHolySheep   Format = "holysheep"
+	// FormatOpenAI is OpenAI-compatible Chat Completions with image input:
+	// HolySheep's relay and most vision LLMs.
+	FormatOpenAI Format = "openai"
 )
 
 // Formats lists the supported wire formats.
-var Formats = []Format{FormatRekognition, FormatGCV, FormatAzure, FormatHolySheep}
+var Formats = []Format{FormatRekognition, FormatGCV, FormatAzure, FormatHolySheep, FormatOpenAI}
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (f *Format) UnmarshalYAML(n *yaml.Node) error {

@@ -19,7 +19,7 @@ const (
 // vision.Codes (config may not import vision's format packages, and keeping
 // the list here lets validation name the key's line).
 var errorCodes = []string{"throttled", "timeout", "bad_image", "too_large", "unauthorized",
-	"bad_request", "server_error", "network", "invalid_response"}
+	"bad_request", "server_error", "network", "invalid_response", "quota_exceeded"}
 
 var attributeKinds = []string{"color", "pattern", "material", "style"}
 
@@ -34,6 +34,42 @@ func (c *Config) setDefaults() {
 		c.FX = map[string]float64{}
 	}
 	c.FX["USD"] = 1
+	if c.Prompts == nil {
+		c.Prompts = map[string]*Prompt{}
+	}
+	if _, ok := c.Prompts["default"]; !ok {
+		d := DefaultPrompt
+		c.Prompts["default"] = &d
+	}
+	for _, pr := range c.Prompts {
+		if pr == nil {
+			continue
+		}
+		if pr.Detail == "" {
+			pr.Detail = "low"
+		}
+		if pr.MaxCompletionTokens == 0 {
+			pr.MaxCompletionTokens = 300
+		}
+		if pr.Temperature == nil {
+			zero := 0.0
+			pr.Temperature = &zero
+		}
+		if pr.Schema.Name == "" {
+			pr.Schema.Name = "product_tags"
+		}
+		if pr.Schema.MaxCategories == 0 {
+			pr.Schema.MaxCategories = 3
+		}
+		if len(pr.Schema.Attributes) == 0 {
+			pr.Schema.Attributes = append([]string(nil), attributeKinds...)
+		}
+	}
+	for _, m := range c.Models {
+		if m != nil && m.Currency == "" {
+			m.Currency = "USD"
+		}
+	}
 	for _, p := range c.Providers {
 		if p == nil {
 			continue
@@ -90,6 +126,12 @@ func (c *Config) validate() ErrorList {
 		if len(code) != 3 || strings.ToUpper(code) != code {
 			v.errf("fx."+code, "fx key %q: expected an ISO 4217 currency code such as CNY", code)
 		}
+	}
+	for _, name := range sortedKeys(c.Prompts) {
+		v.prompt(name, c.Prompts[name])
+	}
+	for _, name := range sortedKeys(c.Models) {
+		v.model(name, c.Models[name])
 	}
 	for _, name := range sortedKeys(c.Providers) {
 		v.provider(name, c.Providers[name])
@@ -148,7 +190,90 @@ func (v *validator) provider(name string, p *Provider) {
 	if p.Format == FormatHolySheep && p.Model == "" {
 		p.Model = "vision-classifier-v3"
 	}
+	if p.Format == FormatOpenAI {
+		if p.Model == "" {
+			v.errf(path, "providers.%s: openai needs model (e.g. gemini-2.5-flash)", name)
+		} else if v.c.Models[p.Model] == nil {
+			v.errf(path+".model", "providers.%s: model %q has no token prices under models: (add models.%s with input_per_million, cached_input_per_million, output_per_million)", name, p.Model, p.Model)
+		}
+		if v.c.PromptFor(p) == nil {
+			v.errf(path+".prompt", "providers.%s: prompt %q is not defined under prompts:", name, p.Prompt)
+		}
+		if len(p.Pricing.Tiers) > 0 {
+			v.errf(path+".pricing", "providers.%s: openai providers are priced per token under models:, not per call", name)
+		}
+	} else if p.Prompt != "" {
+		v.errf(path+".prompt", "providers.%s: prompt applies to the openai format only", name)
+	}
 	v.pricing(path+".pricing", &p.Pricing)
+}
+
+func (v *validator) prompt(name string, p *Prompt) {
+	path := "prompts." + name
+	if p == nil {
+		v.errf(path, "prompts.%s is empty: expected version, system and user", name)
+		return
+	}
+	if p.Version == "" {
+		v.errf(path, "prompts.%s: version is required (it is recorded with every observation)", name)
+	}
+	if strings.TrimSpace(p.System) == "" && strings.TrimSpace(p.User) == "" {
+		v.errf(path, "prompts.%s: system or user text is required", name)
+	}
+	switch p.Detail {
+	case "low", "high", "auto":
+	default:
+		v.errf(path+".detail", "prompts.%s.detail %q: expected low, high or auto", name, p.Detail)
+	}
+	if p.MaxCompletionTokens < 16 || p.MaxCompletionTokens > 8192 {
+		v.errf(path+".max_completion_tokens", "prompts.%s.max_completion_tokens %d: expected 16–8192", name, p.MaxCompletionTokens)
+	}
+	if t := *p.Temperature; t < 0 || t > 2 {
+		v.errf(path+".temperature", "prompts.%s.temperature %v: expected 0–2", name, t)
+	}
+	if p.Schema.MaxCategories < 1 || p.Schema.MaxCategories > 10 {
+		v.errf(path+".schema.max_categories", "prompts.%s.schema.max_categories %d: expected 1–10", name, p.Schema.MaxCategories)
+	}
+	for _, a := range p.Schema.Attributes {
+		if !contains(attributeKinds, a) {
+			v.errf(path+".schema.attributes", "prompts.%s.schema.attributes: unknown kind %q (expected %s)", name, a, strings.Join(attributeKinds, ", "))
+		}
+	}
+}
+
+func (v *validator) model(name string, m *ModelPrice) {
+	path := "models." + name
+	if m == nil {
+		v.errf(path, "models.%s is empty: expected input_per_million, cached_input_per_million and output_per_million", name)
+		return
+	}
+	if m.InputPerMillion < 0 || m.CachedInputPerMillion < 0 || m.OutputPerMillion < 0 {
+		v.errf(path, "models.%s: prices must be ≥ 0", name)
+	}
+	if m.Currency != "USD" {
+		if _, ok := v.c.FX[m.Currency]; !ok {
+			v.errf(path+".currency", "currency %s has no rate under fx", m.Currency)
+		}
+	}
+	if m.ImageTokens != "" && !validImageRule(m.ImageTokens) {
+		v.errf(path+".image_tokens", "models.%s.image_tokens %q: expected gpt-4o, gpt-4.1-mini, gpt-4.1-nano, gemini, claude or fixed:N", name, m.ImageTokens)
+	}
+}
+
+func validImageRule(s string) bool {
+	switch s {
+	case "gpt-4o", "gpt-4.1-mini", "gpt-4.1-nano", "gemini", "claude":
+		return true
+	}
+	if n, ok := strings.CutPrefix(s, "fixed:"); ok {
+		for _, r := range n {
+			if r < '0' || r > '9' {
+				return false
+			}
+		}
+		return n != ""
+	}
+	return false
 }
 
 func (v *validator) pricing(path string, pr *Pricing) {
@@ -221,6 +346,9 @@ func (v *validator) profile(path string, p *Profile) {
 	}
 	if p.ThrottleRPS < 0 {
 		v.errf(path+".throttle_rps", "throttle_rps must be ≥ 0")
+	}
+	if total := p.LLM.InvalidJSON + p.LLM.SchemaViolation + p.LLM.Refusal + p.LLM.Truncation; total > 1 {
+		v.errf(path+".llm", "llm failure rates add up to %.3f: must be ≤ 1", float64(total))
 	}
 	for k := range p.Accuracy.AttributeErrors {
 		if !contains(attributeKinds, k) {

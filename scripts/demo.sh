@@ -23,13 +23,13 @@ else
   $BIN fixtures gen --out out/fixtures --n 2000 --seed 1
 fi
 
-step "simulate: legacy (Rekognition), holysheep, gcv, azure on loopback"
+step "simulate: legacy (Rekognition), holysheep (OpenAI-compatible vision LLM), holysheep-classify, gcv, azure"
 log=$(mktemp)
 $BIN simulate --config config.yaml --seed 1 >"$log" 2>&1 &
 sim=$!
 trap 'kill $sim 2>/dev/null; wait $sim 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 100); do
-  [ "$(grep -c '^ready' "$log")" -ge 4 ] && break
+  [ "$(grep -c "^ready" "$log")" -ge 5 ] && break
   kill -0 $sim 2>/dev/null || { cat "$log"; exit 1; }
   sleep 0.1
 done

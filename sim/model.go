@@ -15,6 +15,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,7 @@ type Model struct {
 	limiter       *rate.Limiter
 	errCum        []errShare
 	counter       atomic.Uint64
+	prompts       sync.Map // prompt prefixes seen, for cached-token accounting
 	leaves        []string
 	groupLeaves   map[string][]string
 }
@@ -63,6 +65,10 @@ type Outcome struct {
 	Fixture string
 	// Correct reports whether the top category matches the fixture label.
 	Correct bool
+	// LLMFailure is the vision-LLM failure mode drawn for this answer
+	// (openai format): llm_invalid_json, llm_schema_violation, llm_refusal,
+	// llm_truncated, or "" for a well-formed answer.
+	LLMFailure vision.Code
 }
 
 // NewModel prepares a model. now is the real clock (nil = time.Now).
@@ -163,6 +169,20 @@ func (m *Model) DecideAt(req vision.Request, t time.Time) Outcome {
 			}
 		}
 	}
+	if l := m.Profile.LLM; m.Format == string(config.FormatOpenAI) {
+		u := rng.Float64()
+		for _, f := range []struct {
+			code vision.Code
+			rate config.Rate
+		}{{vision.CodeLLMInvalidJSON, l.InvalidJSON}, {vision.CodeLLMSchemaViolation, l.SchemaViolation},
+			{vision.CodeLLMRefusal, l.Refusal}, {vision.CodeLLMTruncated, l.Truncation}} {
+			if u < f.rate.F() {
+				out.LLMFailure = f.code
+				break
+			}
+			u -= f.rate.F()
+		}
+	}
 	sha := req.Image.SHA256
 	if sha == "" {
 		sum := sha256.Sum256([]byte(req.Image.URL))
@@ -239,7 +259,7 @@ func (m *Model) answer(it fixtures.Item, req vision.Request, rng *rand.Rand) (vi
 	// Attributes: colour only when asked (Rekognition and GCV need
 	// IMAGE_PROPERTIES); pattern, material and style come back as labels
 	// from label formats and when asked from the classify format.
-	labelFormat := m.Format != string(config.FormatHolySheep)
+	labelFormat := m.Format != string(config.FormatHolySheep) && m.Format != string(config.FormatOpenAI)
 	kinds := []vision.AttributeKind{vision.KindColor, vision.KindPattern, vision.KindMaterial, vision.KindStyle}
 	sort.Slice(kinds, func(i, j int) bool { return kinds[i] < kinds[j] })
 	for _, k := range kinds {
@@ -296,7 +316,7 @@ func (m *Model) wrongAttribute(rng *rand.Rand, k vision.AttributeKind, v string)
 func (m *Model) addCategory(res *vision.Result, path string, conf float64) {
 	name := m.Tax.ProviderLabel(m.Format, path)
 	switch config.Format(m.Format) {
-	case config.FormatHolySheep:
+	case config.FormatHolySheep, config.FormatOpenAI:
 		res.Categories = append(res.Categories, vision.Label{Name: name, Confidence: conf})
 	case config.FormatRekognition:
 		parents := m.Tax.ProviderParents(m.Format, path)

@@ -18,6 +18,7 @@ import (
 	"github.com/cutover/cutover/vision/azure"
 	"github.com/cutover/cutover/vision/formats"
 	"github.com/cutover/cutover/vision/holysheep"
+	"github.com/cutover/cutover/vision/openai"
 	"github.com/cutover/cutover/vision/rekognition"
 )
 
@@ -87,7 +88,7 @@ func (s *Server) authorize(r *http.Request, body []byte) (string, error) {
 		}
 		return "", rekognition.VerifySignature(r, body, aws.Credentials{
 			AccessKeyID: s.Creds.AccessKeyID.Value(), SecretAccessKey: s.Creds.SecretAccessKey.Value()})
-	case string(config.FormatHolySheep):
+	case string(config.FormatHolySheep), string(config.FormatOpenAI):
 		return holysheep.Authorize(r, key)
 	case string(config.FormatGCV):
 		got := r.URL.Query().Get("key")
@@ -145,8 +146,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := s.Model.Decide(req)
+	var cc *openai.ChatCompletion
+	if out.Err == nil && s.Model.Format == string(config.FormatOpenAI) {
+		c, outTokens := s.Model.completion(req, out)
+		cc = &c
+		out.Latency += time.Duration(outTokens) * s.Model.Profile.LLM.PerOutputToken.D()
+	}
+	if s.Model.limiter != nil && s.Model.Format == string(config.FormatOpenAI) {
+		s.Model.rateHeaders(w.Header())
+	}
 	if err := s.sleep(r.Context(), out.Latency); err != nil {
 		return // the client went away
+	}
+	if cc != nil {
+		openai.WriteCompletion(w, *cc)
+		return
 	}
 	if out.Err == nil {
 		s.Codec.WriteResult(w, req, out.Result)

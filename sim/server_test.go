@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -72,7 +73,7 @@ func TestEveryFormatEndToEnd(t *testing.T) {
 	}
 	cfg, _ := startAll(t, fx, 1)
 	for _, name := range []string{"rek", "gcv", "azure", "hs"} {
-		c, err := formats.NewClient(cfg.Providers[name], nil)
+		c, err := formats.NewClient(cfg, tx, name, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +110,8 @@ func TestEveryFormatEndToEnd(t *testing.T) {
 		if name != "rek" {
 			p.Credentials.AccessKeyID, p.Credentials.SecretAccessKey = "", ""
 		}
-		c, _ := formats.NewClient(&p, nil)
+		cfg.Providers["wrong"] = &p
+		c, _ := formats.NewClient(cfg, tx, "wrong", nil)
 		b, _ := fx.ReadImage(fx.Items[0])
 		if _, err := c.Classify(context.Background(), vision.NewImageRequest(b)); vision.ErrorCode(err) != vision.CodeUnauthorized {
 			t.Errorf("%s with wrong credentials: got %v", name, err)
@@ -130,8 +132,11 @@ func TestInjectedFailures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := &config.Provider{Format: config.Format(format), BaseURL: config.URL(r.URL), Region: "us-east-1", Timeout: config.Duration(2 * time.Second)}
-			c, _ := formats.NewClient(p, &http.Client{})
+			cfg := &config.Config{Providers: map[string]*config.Provider{"x": {Format: config.Format(format), BaseURL: config.URL(r.URL), Region: "us-east-1", Timeout: config.Duration(2 * time.Second)}}}
+			c, err := formats.NewClient(cfg, tx, "x", &http.Client{})
+			if err != nil {
+				t.Fatal(err)
+			}
 			_, err = c.Classify(context.Background(), vision.Request{Image: vision.NewImage(pngBytes)})
 			want := code
 			if code == vision.CodeTimeout && format == "rekognition" {
@@ -198,3 +203,5 @@ func TestHolySheepBatchOnSimulator(t *testing.T) {
 		t.Errorf("status with a wrong key: %v", err)
 	}
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

@@ -23,11 +23,22 @@ const (
 	CodeServerError     Code = "server_error"
 	CodeNetwork         Code = "network"
 	CodeInvalidResponse Code = "invalid_response"
+	// CodeQuotaExceeded is a spent account or budget (OpenAI's
+	// insufficient_quota): unlike throttling, waiting does not help.
+	CodeQuotaExceeded Code = "quota_exceeded"
+
+	// Vision-LLM outcomes: the call succeeded but its answer is unusable.
+	// They are counted, never crashed on and never scored as right.
+	CodeLLMInvalidJSON     Code = "llm_invalid_json"     // content is not JSON
+	CodeLLMSchemaViolation Code = "llm_schema_violation" // JSON that breaks the response schema
+	CodeLLMRefusal         Code = "llm_refusal"          // message.refusal or finish_reason content_filter
+	CodeLLMTruncated       Code = "llm_truncated"        // finish_reason length
 )
 
 // Codes lists every code in report order.
 var Codes = []Code{CodeThrottled, CodeTimeout, CodeBadImage, CodeTooLarge, CodeUnauthorized,
-	CodeBadRequest, CodeServerError, CodeNetwork, CodeInvalidResponse}
+	CodeBadRequest, CodeServerError, CodeNetwork, CodeInvalidResponse, CodeQuotaExceeded,
+	CodeLLMInvalidJSON, CodeLLMSchemaViolation, CodeLLMRefusal, CodeLLMTruncated}
 
 // Valid reports whether c is one of Codes.
 func (c Code) Valid() bool {
@@ -58,7 +69,10 @@ type Error struct {
 	Message    string
 	// RetryAfter is the provider's requested back-off, if it sent one.
 	RetryAfter time.Duration
-	Err        error
+	// Usage is the token accounting of a call that failed after the model
+	// ran (a refusal, a truncated or malformed answer): it still costs.
+	Usage *Usage
+	Err   error
 }
 
 func (e *Error) Error() string {
@@ -86,9 +100,8 @@ func Errorf(c Code, format string, args ...any) *Error {
 }
 
 // ErrorCode returns the typed code of err: the code of an *Error in its
-// chain, CodeTimeout for deadline errors, CodeNetwork for other network
-// errors, and "" for nil. Anything else is CodeInvalidResponse's sibling,
-// CodeServerError, only when nothing better is known.
+// chain, CodeTimeout for deadline errors, CodeNetwork for any other
+// transport failure, and "" for nil.
 func ErrorCode(err error) Code {
 	if err == nil {
 		return ""

@@ -360,8 +360,9 @@ type Tags struct {
 	Attributes map[AttributeKind][]Scored `json:"attributes,omitempty"`
 	// Unmapped lists provider labels the taxonomy does not know.
 	Unmapped []string `json:"unmapped,omitempty"`
-	// ModelVersion is copied from the provider's Result.
-	ModelVersion string `json:"model_version,omitempty"`
+	// ModelVersion and PromptVersion are copied from the provider's Result.
+	ModelVersion  string `json:"model_version,omitempty"`
+	PromptVersion string `json:"prompt_version,omitempty"`
 }
 
 // Top returns the most confident category, or "" when there is none.
@@ -466,7 +467,7 @@ func (t *Taxonomy) Normalize(format string, r Result) Tags {
 			delete(cats, q)
 		}
 	}
-	out := Tags{Categories: sortScored(cats), ModelVersion: r.ModelVersion, Unmapped: unmapped}
+	out := Tags{Categories: sortScored(cats), ModelVersion: r.ModelVersion, PromptVersion: r.PromptVersion, Unmapped: unmapped}
 	if len(attrs) > 0 {
 		out.Attributes = map[AttributeKind][]Scored{}
 		for k, m := range attrs {

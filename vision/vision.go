@@ -85,6 +85,30 @@ type Request struct {
 	Attributes []AttributeKind `json:"attributes,omitempty"`
 	// CategoryFilter restricts answers to these categories (provider vocabulary).
 	CategoryFilter []string `json:"category_filter,omitempty"`
+	// LLM describes a vision-LLM call as a server decoded it (openai format):
+	// what the simulator needs to produce consistent token usage.
+	LLM *LLMParams `json:"llm,omitempty"`
+}
+
+// LLMParams are the parts of a vision-LLM request that shape its answer and
+// its token usage.
+type LLMParams struct {
+	Model     string `json:"model"`
+	Detail    string `json:"detail,omitempty"`
+	MaxTokens int    `json:"max_tokens,omitempty"`
+	Logprobs  bool   `json:"logprobs,omitempty"`
+	// PromptText is every text token the model reads: messages and schema.
+	PromptText string `json:"-"`
+	// Width and Height of the image, when known.
+	Width, Height int `json:"-"`
+}
+
+// Usage is one call's token accounting (vision-LLM formats).
+type Usage struct {
+	InputTokens int64 `json:"input_tokens"`
+	// CachedTokens is the part of InputTokens served from the prompt cache.
+	CachedTokens int64 `json:"cached_tokens,omitempty"`
+	OutputTokens int64 `json:"output_tokens"`
 }
 
 // WantsAttribute reports whether k is among r.Attributes.
@@ -135,6 +159,15 @@ type Result struct {
 	Colors []Color `json:"colors,omitempty"`
 	// ModelVersion is the provider's model identifier, if it reports one.
 	ModelVersion string `json:"model_version,omitempty"`
+	// PromptVersion identifies the prompt and schema that produced the
+	// answer (vision LLMs), so two prompts compare like two providers.
+	PromptVersion string `json:"prompt_version,omitempty"`
+	// ConfidenceSource says where confidences come from: "provider" (the
+	// API's score), "model" (the LLM's own report) or "logprobs" (derived
+	// from token log-probabilities).
+	ConfidenceSource string `json:"confidence_source,omitempty"`
+	// Usage is the token accounting, for formats that report it.
+	Usage *Usage `json:"usage,omitempty"`
 	// Raw is the provider's response body, kept for debugging and replay.
 	Raw json.RawMessage `json:"-"`
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
 	"github.com/cutover/cutover/internal/stats"
 	"github.com/cutover/cutover/internal/table"
@@ -63,7 +64,7 @@ func classifyCmd() *command {
 				if !ok {
 					return usagef("no provider %q under providers: in %s", name, l.cfg.File)
 				}
-				c, err := formats.NewClient(p, nil)
+				c, err := formats.NewClient(l.cfg, l.tx, name, nil)
 				if err != nil {
 					return err
 				}
@@ -71,13 +72,14 @@ func classifyCmd() *command {
 				if err != nil {
 					return err
 				}
-				rows = append(rows, s.row(name, string(p.Format)))
+				rows = append(rows, append(s.row(name, string(p.Format)), costCell(l.cfg, p, s)))
 				if ctx.Err() != nil {
 					break
 				}
 			}
 			fmt.Fprintf(env.Stdout, "%d fixture images per provider, %d in flight; latency from send to last byte; intervals are Wilson 95 %%\n", len(items), *conc)
-			return table.Render(env.Stdout, []string{"provider", "format", "requests", "errors", "p50", "p99", "top-1 accuracy", "fashion misclassified", "colour accuracy"}, rows, false)
+			fmt.Fprintf(env.Stdout, "cost: USD per 1,000 calls at %d calls a month (tiered prices), or from each call's token usage (openai)\n", monthlyCalls)
+			return table.Render(env.Stdout, []string{"provider", "format", "requests", "errors", "p50", "p99", "top-1 accuracy", "fashion misclassified", "colour accuracy", "USD / 1,000"}, rows, false)
 		},
 	}
 }
@@ -92,7 +94,37 @@ func splitNames(s string) []string {
 	return out
 }
 
+// monthlyCalls is the volume tiered prices are read at: 50,000 images a day.
+const monthlyCalls = 50_000 * 30
+
+// costCell is the price of 1,000 calls in USD: from the measured token
+// usage for openai providers, from the tiers at monthlyCalls otherwise.
+func costCell(cfg *config.Config, p *config.Provider, s *classifySummary) string {
+	if p.Format == config.FormatOpenAI {
+		mp := cfg.Models[p.Model]
+		if mp == nil || s.calls == 0 {
+			return "–"
+		}
+		native := mp.Cost(s.usage.InputTokens, s.usage.CachedTokens, s.usage.OutputTokens) / float64(s.calls) * 1000
+		usd, ok := cfg.ToUSD(native, mp.Currency)
+		if !ok {
+			return "–"
+		}
+		return fmt.Sprintf("$%.3f", usd)
+	}
+	if len(p.Pricing.Tiers) == 0 {
+		return "–"
+	}
+	usd, ok := cfg.ToUSD(p.Pricing.CostOf(monthlyCalls)/monthlyCalls*1000, p.Pricing.Currency)
+	if !ok {
+		return "–"
+	}
+	return fmt.Sprintf("$%.3f", usd)
+}
+
 type classifySummary struct {
+	usage vision.Usage
+	calls int // calls that reported usage (failed LLM answers included: they cost)
 	mu                     sync.Mutex
 	hist                   *hdrhistogram.Histogram
 	requests               int
@@ -130,6 +162,16 @@ func classifyAll(ctx context.Context, c *vision.Client, tx *vision.Taxonomy, fx 
 				s.mu.Lock()
 				s.requests++
 				s.hist.RecordValue(max(d.Nanoseconds(), 1_000))
+				u := res.Usage
+				if err != nil {
+					u = vision.AsError(err).Usage
+				}
+				if u != nil {
+					s.calls++
+					s.usage.InputTokens += u.InputTokens
+					s.usage.CachedTokens += u.CachedTokens
+					s.usage.OutputTokens += u.OutputTokens
+				}
 				if err != nil {
 					s.errors[vision.ErrorCode(err)]++
 					s.mu.Unlock()

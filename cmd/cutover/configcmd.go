@@ -61,7 +61,7 @@ func configCheck(env *Env, path string) error {
 	sort.Strings(names)
 	for _, n := range names {
 		p := cfg.Providers[n]
-		fmt.Fprintf(env.Stdout, "provider %-10s %-12s %s timeout %s\n", n, p.Format, p.BaseURL, p.Timeout)
+		fmt.Fprintf(env.Stdout, "provider %-20s %-12s %s timeout %s\n", n, p.Format, p.BaseURL, p.Timeout)
 	}
 	fmt.Fprintf(env.Stdout, "ok: %s (%d providers, %d simulators, digest %s)\n", path, len(cfg.Providers), len(cfg.Simulate), cfg.Digest()[:12])
 	return nil

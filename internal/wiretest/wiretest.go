@@ -66,6 +66,9 @@ type Suite struct {
 	Errors map[vision.Code]vision.Code
 	// BadInputs are malformed calls with the status and typed code expected.
 	BadInputs []BadInput
+	// LLM is true for vision-LLM formats: requests carry LLM parameters and
+	// results carry token usage.
+	LLM bool
 }
 
 // BadInput is one malformed call.
@@ -120,10 +123,20 @@ func roundTrip(t *testing.T, s Suite) {
 	dec := rec.got[0]
 	dec.Image.Bytes = nil
 	want.Image.Bytes = nil
+	// LLM parameters and token usage are format-specific: their own tests
+	// check them; here they must only be present when the format has them.
+	if (dec.LLM != nil) != s.LLM {
+		t.Errorf("decoded LLM parameters: got %v, format has them: %v", dec.LLM != nil, s.LLM)
+	}
+	dec.LLM = nil
 	if !reflect.DeepEqual(dec, want) {
 		t.Errorf("decoded request:\ngot  %+v\nwant %+v", dec, want)
 	}
 	got.Raw = nil
+	if (got.Usage != nil) != s.LLM {
+		t.Errorf("decoded usage: got %v, format has it: %v", got.Usage, s.LLM)
+	}
+	got.Usage = nil
 	if !reflect.DeepEqual(got, s.WantResult) {
 		t.Errorf("decoded result:\ngot  %+v\nwant %+v", got, s.WantResult)
 	}

@@ -15,12 +15,24 @@ import (
 	"github.com/cutover/cutover/vision/azure"
 	"github.com/cutover/cutover/vision/gcv"
 	"github.com/cutover/cutover/vision/holysheep"
+	"github.com/cutover/cutover/vision/openai"
 	"github.com/cutover/cutover/vision/rekognition"
 )
 
-// ClientCodec returns the client codec of p's format, with p's credentials.
-func ClientCodec(p *config.Provider) (vision.ClientCodec, error) {
+// ClientCodec returns the client codec of p's format, with p's
+// credentials; the openai format also takes its prompt from cfg and builds
+// its response schema from tx.
+func ClientCodec(cfg *config.Config, tx *vision.Taxonomy, p *config.Provider) (vision.ClientCodec, error) {
 	switch p.Format {
+	case config.FormatOpenAI:
+		prompt := cfg.PromptFor(p)
+		if prompt == nil {
+			return nil, fmt.Errorf("no prompt %q under prompts:", p.Prompt)
+		}
+		if tx == nil {
+			return nil, fmt.Errorf("the openai format needs the taxonomy for its schema")
+		}
+		return openai.NewCodec(p.BaseURL.String(), p.Credentials.APIKey.Value(), p.Model, *prompt, tx), nil
 	case config.FormatRekognition:
 		return rekognition.NewCodec(p.BaseURL.String(), p.Region, aws.Credentials{
 			AccessKeyID: p.Credentials.AccessKeyID.Value(), SecretAccessKey: p.Credentials.SecretAccessKey.Value(),
@@ -35,10 +47,14 @@ func ClientCodec(p *config.Provider) (vision.ClientCodec, error) {
 	return nil, fmt.Errorf("unknown format %q", p.Format)
 }
 
-// NewClient returns a Provider for p: its codec, its timeout and its
-// max_rps limit, over hc (nil means vision's pooled default).
-func NewClient(p *config.Provider, hc *http.Client) (*vision.Client, error) {
-	codec, err := ClientCodec(p)
+// NewClient returns a Provider for the provider named name: its codec, its
+// timeout and its max_rps limit, over hc (nil means vision's pooled default).
+func NewClient(cfg *config.Config, tx *vision.Taxonomy, name string, hc *http.Client) (*vision.Client, error) {
+	p, ok := cfg.Providers[name]
+	if !ok {
+		return nil, fmt.Errorf("no provider %q under providers: in %s", name, cfg.File)
+	}
+	codec, err := ClientCodec(cfg, tx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +77,8 @@ func ServerCodec(f config.Format) (vision.ServerCodec, error) {
 		return &azure.Codec{}, nil
 	case config.FormatHolySheep:
 		return &holysheep.Codec{}, nil
+	case config.FormatOpenAI:
+		return &openai.Codec{}, nil
 	}
 	return nil, fmt.Errorf("unknown format %q", f)
 }

@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cutover/cutover/internal/jsonx"
@@ -35,7 +36,8 @@ type Codec struct {
 	// Now is the signing clock; nil means time.Now.
 	Now func() time.Time
 
-	signer *v4.Signer
+	signerOnce sync.Once
+	signer     *v4.Signer
 }
 
 // NewCodec returns a client codec.
@@ -114,9 +116,7 @@ func (c *Codec) Sign(ctx context.Context, hr *http.Request, body []byte) error {
 	if c.Credentials.AccessKeyID == "" {
 		return nil
 	}
-	if c.signer == nil {
-		c.signer = v4.NewSigner()
-	}
+	c.signerOnce.Do(func() { c.signer = v4.NewSigner() })
 	now := time.Now
 	if c.Now != nil {
 		now = c.Now
