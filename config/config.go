@@ -45,6 +45,10 @@ type Config struct {
 	Models map[string]*ModelPrice `yaml:"models"`
 	// Simulate are the simulated providers `cutover simulate` serves, by name.
 	Simulate map[string]*Simulator `yaml:"simulate"`
+	// Proxy configures `cutover proxy`.
+	Proxy Proxy `yaml:"proxy"`
+	// Record configures run directories (proxy and bench).
+	Record Record `yaml:"record"`
 
 	// File is the path the config was loaded from; Dir its directory.
 	File string `yaml:"-"`

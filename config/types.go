@@ -316,3 +316,17 @@ func (t *Timestamp) UnmarshalYAML(n *yaml.Node) error {
 	t.Time = p
 	return nil
 }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := scalar(n, "a size such as 8MiB")
+	if err != nil {
+		return err
+	}
+	size, perr := parseByteSize(v)
+	if perr != nil {
+		return typeErr(n, "invalid size %q: expected bytes or a number with a unit, such as 512KiB, 8MiB or 1GiB", v)
+	}
+	*b = ByteSize(size)
+	return nil
+}

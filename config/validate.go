@@ -34,6 +34,7 @@ func (c *Config) setDefaults() {
 		c.FX = map[string]float64{}
 	}
 	c.FX["USD"] = 1
+	c.setProxyDefaults()
 	if c.Prompts == nil {
 		c.Prompts = map[string]*Prompt{}
 	}
@@ -136,6 +137,7 @@ func (c *Config) validate() ErrorList {
 	for _, name := range sortedKeys(c.Providers) {
 		v.provider(name, c.Providers[name])
 	}
+	v.proxy()
 	listens := map[Addr]string{}
 	for _, name := range sortedKeys(c.Simulate) {
 		s := c.Simulate[name]
@@ -149,7 +151,7 @@ func (c *Config) validate() ErrorList {
 		}
 		if !v.has(p + ".listen") {
 			v.errf(p, "simulate.%s: listen is required, e.g. 127.0.0.1:9101", name)
-		} else if other, dup := listens[s.Listen]; dup && s.Listen != "" {
+		} else if other, dup := listens[s.Listen]; dup && s.Listen != "" && !strings.HasSuffix(string(s.Listen), ":0") {
 			v.errf(p+".listen", "simulate.%s: listen %s is already used by simulate.%s", name, s.Listen, other)
 		} else {
 			listens[s.Listen] = name

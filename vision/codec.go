@@ -43,9 +43,10 @@ type ServerCodec interface {
 	WriteError(w http.ResponseWriter, err error)
 }
 
-// MaxResponseBytes bounds what a Client reads of an answer; a larger answer
+// MaxResponseBytes bounds what a Client reads of an answer (a tagging answer
+// with a thousand labels is well under 1 MiB); a larger answer
 // is an invalid_response, never a memory blow-up.
-const MaxResponseBytes = 16 << 20
+const MaxResponseBytes = 4 << 20
 
 // Client is a Provider over HTTP for any ClientCodec.
 type Client struct {

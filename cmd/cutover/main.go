@@ -51,6 +51,7 @@ func commands() map[string]*command {
 		"fixtures": fixturesCmd(),
 		"config":   configCmd(),
 		"classify": classifyCmd(),
+		"proxy":    proxyCmd(),
 	}
 }
 

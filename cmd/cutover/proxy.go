@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/proxy"
+	"github.com/cutover/cutover/record"
+)
+
+func proxyCmd() *command {
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	cfgPath := fs.String("config", "config.yaml", "config file")
+	mode := fs.String("mode", "", "proxy mode: shadow (default: proxy.mode)")
+	runDir := fs.String("run-dir", "", "run directory to record into (default: proxy.run_dir, else out/runs/<start>-<mode>)")
+	return &command{
+		fs:      fs,
+		summary: "run the inline proxy: answer from the primary, mirror to the candidate, record both (ca init: make the interception CA)",
+		usage:   "[--config config.yaml] [--mode shadow] [--run-dir DIR] | ca init --out DIR",
+		example: "cutover proxy --config config.yaml --mode shadow --run-dir out/runs/shadow-1\ncutover proxy ca init --out out/ca",
+		run: func(ctx context.Context, env *Env, args []string) error {
+			if len(args) > 0 {
+				if args[0] == "ca" {
+					return proxyCA(env, args[1:])
+				}
+				return usagef("unexpected arguments %q", args)
+			}
+			l, err := loadAll(*cfgPath, false, env)
+			if err != nil {
+				return err
+			}
+			if *mode != "" {
+				if *mode != "shadow" {
+					return usagef("--mode %q: expected shadow", *mode)
+				}
+				l.cfg.Proxy.Mode = *mode
+			}
+			if l.cfg.Proxy.Primary == "" {
+				return fmt.Errorf("%s has no proxy section: set proxy.primary and proxy.candidate", l.cfg.File)
+			}
+			dir := *runDir
+			if dir == "" {
+				dir = l.cfg.Proxy.RunDir
+			}
+			if dir == "" {
+				dir = filepath.Join("out", "runs", time.Now().UTC().Format("20060102T150405Z")+"-"+l.cfg.Proxy.Mode)
+			}
+			rec, err := record.Create(dir, runHeader(l.cfg, "proxy", l.cfg.Proxy.Mode, []string{l.cfg.Proxy.Primary}, []string{l.cfg.Proxy.Candidate}, map[string]any{
+				"sample_percent": *l.cfg.Proxy.Mirror.SamplePercent, "sample_by": l.cfg.Proxy.Mirror.SampleBy,
+				"max_in_flight": l.cfg.Proxy.Mirror.MaxInFlight, "max_queue_bytes": int64(l.cfg.Proxy.Mirror.MaxQueueBytes),
+				"max_body_bytes": int64(l.cfg.Proxy.Mirror.MaxBodyBytes), "dedupe_window": l.cfg.Proxy.Mirror.DedupeWindow.String(),
+				"max_daily_spend": l.cfg.Proxy.Mirror.MaxDailySpend, "forward": l.cfg.Proxy.Forward.Enabled,
+			}), recordOptions(l.cfg))
+			if err != nil {
+				return err
+			}
+			logger := slog.New(slog.NewTextHandler(env.Stderr, nil))
+			p, err := proxy.New(l.cfg, l.tx, rec, proxy.Options{Logger: logger, Fixtures: l.fx})
+			if err != nil {
+				rec.Close()
+				return err
+			}
+			addr, admin, err := p.Start("", "")
+			if err != nil {
+				rec.Close()
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "proxy %s on http://%s (admin http://%s), recording to %s\n", l.cfg.Proxy.Mode, addr, admin, dir)
+			<-ctx.Done()
+			stopErr := p.Stop()
+			if err := rec.Close(); err != nil {
+				return fmt.Errorf("closing the run directory: %w", err)
+			}
+			cov := rec.Coverage()
+			fmt.Fprintf(env.Stdout, "stopped: %d seen, %d classification calls, %d mirrored; run directory %s\n", cov.Seen, cov.Classify, cov.Mirrored, dir)
+			return stopErr
+		},
+	}
+}
+
+func proxyCA(env *Env, args []string) error {
+	if len(args) == 0 || args[0] != "init" {
+		return usagef("want: cutover proxy ca init --out DIR")
+	}
+	fs := flag.NewFlagSet("proxy ca init", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	out := fs.String("out", "", "folder for ca.pem and ca-key.pem (required)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return usagef("%v", err)
+	}
+	if *out == "" {
+		return usagef("--out is required")
+	}
+	cert, key, err := proxy.InitCA(*out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "wrote %s (trust it on clients) and %s (mode 0600; keep it secret)\n", cert, key)
+	fmt.Fprintf(env.Stdout, "set proxy.forward: {enabled: true, ca_cert: %s, ca_key: %s}\n", cert, key)
+	return nil
+}
+
+// runHeader describes a run for run.json.
+func runHeader(cfg *config.Config, kind, mode string, primaries, candidates []string, settings map[string]any) record.Run {
+	r := record.Run{Kind: kind, Mode: mode, ConfigDigest: cfg.Digest(), Settings: settings}
+	add := func(name, role string) {
+		p := cfg.Providers[name]
+		if p == nil {
+			return
+		}
+		rp := record.Provider{Name: name, Role: role, Format: string(p.Format), Model: p.Model}
+		if p.Format == config.FormatOpenAI {
+			if pr := cfg.PromptFor(p); pr != nil {
+				rp.PromptVersion = pr.Version
+			}
+		}
+		r.Providers = append(r.Providers, rp)
+	}
+	for _, n := range primaries {
+		add(n, record.RolePrimary)
+	}
+	for _, n := range candidates {
+		add(n, record.RoleCandidate)
+	}
+	return r
+}
+
+func recordOptions(cfg *config.Config) record.Options {
+	return record.Options{RotateBytes: int64(cfg.Record.RotateBytes), Compress: cfg.Record.Compress,
+		HlogInterval: cfg.Record.HlogInterval.D(), StoreImages: cfg.Record.StoreImages}
+}

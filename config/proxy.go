@@ -1,0 +1,229 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Proxy configures `cutover proxy`.
+type Proxy struct {
+	// Listen is where clients connect: reverse-mode clients use it as their
+	// base URL, forward-mode clients as HTTPS_PROXY. Default 127.0.0.1:8080.
+	Listen Addr `yaml:"listen"`
+	// AdminListen serves /metrics, /healthz, /readyz and /admin/status.
+	// Default 127.0.0.1:9091.
+	AdminListen Addr `yaml:"admin_listen"`
+	// Primary is the provider that answers clients (the legacy API). Required.
+	Primary string `yaml:"primary"`
+	// Candidate is the provider mirrored to. Required.
+	Candidate string `yaml:"candidate"`
+	// Mode is shadow: the primary answers, the candidate is mirrored.
+	// Default shadow.
+	Mode string `yaml:"mode"`
+	// Resign re-signs SigV4 requests with the primary's own credentials
+	// when forwarding in reverse mode (the client signed for the proxy's
+	// host, and SigV4 binds the host). Rekognition only. Default true.
+	Resign *bool `yaml:"resign"`
+	// UpstreamCAFile adds PEM CA certificates to trust when talking to the
+	// primary over TLS (a private CA). System roots are always trusted.
+	UpstreamCAFile string `yaml:"upstream_ca_file"`
+	// Forward enables forward-proxy mode (HTTPS_PROXY).
+	Forward ForwardProxy `yaml:"forward"`
+	// Mirror bounds and samples the shadow traffic.
+	Mirror Mirror `yaml:"mirror"`
+	// ShutdownTimeout bounds the wait for in-flight requests and mirrors on
+	// SIGTERM. Default 30s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// RunDir is where recordings go; --run-dir overrides it. Default
+	// out/runs/<start time>-<mode>.
+	RunDir string `yaml:"run_dir"`
+}
+
+// ForwardProxy configures forward mode: TLS interception of the legacy
+// host(s) only, with a CA made by `cutover proxy ca init`.
+type ForwardProxy struct {
+	// Enabled accepts proxy requests (CONNECT and absolute URLs). Default false.
+	Enabled bool `yaml:"enabled"`
+	// CACert and CAKey are the PEM files of the interception CA. Required
+	// when enabled. The built-in goproxy CA is never used.
+	CACert string `yaml:"ca_cert"`
+	CAKey  string `yaml:"ca_key"`
+	// Intercept lists host:port to intercept; every other host is
+	// tunnelled untouched. Default: the primary's base_url host.
+	Intercept []string `yaml:"intercept"`
+}
+
+// Mirror bounds the copy of traffic sent to the candidate.
+type Mirror struct {
+	// MaxBodyBytes is the largest request body read for mirroring; a larger
+	// one goes to the primary in full and is not mirrored. Default 8 MiB.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
+	// MaxInFlight caps concurrent candidate calls; beyond it a mirror is
+	// dropped and counted, never waited for. Default 256.
+	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxQueueBytes caps the request bytes held by in-flight mirrors.
+	// Default 64 MiB.
+	MaxQueueBytes ByteSize `yaml:"max_queue_bytes"`
+	// SamplePercent of classification calls mirrored, 0–100. Default 100.
+	SamplePercent *float64 `yaml:"sample_percent"`
+	// SampleBy is image (an image is always or never mirrored) or request.
+	// Default image.
+	SampleBy string `yaml:"sample_by"`
+	// DedupeWindow skips an image already mirrored within it. 0 = off.
+	DedupeWindow Duration `yaml:"dedupe_window"`
+	// MaxDailySpend pauses mirroring when the day's projected candidate
+	// spend reaches it, in the candidate's pricing currency. 0 = no limit.
+	MaxDailySpend float64 `yaml:"max_daily_spend"`
+	// Timeout bounds one candidate call. Default: the candidate's timeout.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Record configures run directories.
+type Record struct {
+	// StoreImages keeps each distinct image (content-addressed) for replay.
+	// Default false.
+	StoreImages bool `yaml:"store_images"`
+	// RotateBytes starts a new observations file past this size; files
+	// also rotate every hour. Default 128 MiB.
+	RotateBytes ByteSize `yaml:"rotate_bytes"`
+	// Compress writes observations-*.jsonl.gz. Default false.
+	Compress bool `yaml:"compress"`
+	// HlogInterval is the HDR interval-log period. Default 10s.
+	HlogInterval Duration `yaml:"hlog_interval"`
+}
+
+// ByteSize is a size in bytes written as 8MiB, 64MB, 512KiB or a number.
+type ByteSize int64
+
+func parseByteSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			var v float64
+			if _, err := fmt.Sscanf(strings.TrimSpace(n), "%g", &v); err != nil || v < 0 {
+				return 0, fmt.Errorf("bad size")
+			}
+			return int64(v * float64(u.mult)), nil
+		}
+	}
+	var v int64
+	if _, err := fmt.Sscanf(s, "%d", &v); err != nil || v < 0 || fmt.Sprint(v) != s {
+		return 0, fmt.Errorf("bad size")
+	}
+	return v, nil
+}
+
+func (c *Config) setProxyDefaults() {
+	p := &c.Proxy
+	if p.Listen == "" {
+		p.Listen = "127.0.0.1:8080"
+	}
+	if p.AdminListen == "" {
+		p.AdminListen = "127.0.0.1:9091"
+	}
+	if p.Mode == "" {
+		p.Mode = "shadow"
+	}
+	if p.Resign == nil {
+		t := true
+		p.Resign = &t
+	}
+	m := &p.Mirror
+	if m.MaxBodyBytes == 0 {
+		m.MaxBodyBytes = 8 << 20
+	}
+	if m.MaxInFlight == 0 {
+		m.MaxInFlight = 256
+	}
+	if m.MaxQueueBytes == 0 {
+		m.MaxQueueBytes = 64 << 20
+	}
+	if m.SamplePercent == nil {
+		h := 100.0
+		m.SamplePercent = &h
+	}
+	if m.SampleBy == "" {
+		m.SampleBy = "image"
+	}
+	if p.ShutdownTimeout == 0 {
+		p.ShutdownTimeout = Duration(30 * time.Second)
+	}
+	r := &c.Record
+	if r.RotateBytes == 0 {
+		r.RotateBytes = 128 << 20
+	}
+	if r.HlogInterval == 0 {
+		r.HlogInterval = Duration(10 * time.Second)
+	}
+}
+
+func (v *validator) proxy() {
+	p := &v.c.Proxy
+	if !v.has("proxy") {
+		return // no proxy section: only `cutover proxy` needs one
+	}
+	for _, role := range []struct{ key, name string }{{"primary", p.Primary}, {"candidate", p.Candidate}} {
+		path := "proxy." + role.key
+		switch {
+		case role.name == "":
+			v.errf("proxy", "proxy.%s is required: a provider name under providers:", role.key)
+		case v.c.Providers[role.name] == nil:
+			v.errf(path, "proxy.%s: no provider %q under providers:", role.key, role.name)
+		}
+	}
+	if p.Primary != "" && p.Primary == p.Candidate {
+		v.errf("proxy.candidate", "proxy.candidate must differ from proxy.primary")
+	}
+	if p.Mode != "shadow" {
+		v.errf("proxy.mode", "proxy.mode %q: expected shadow", p.Mode)
+	}
+	if p.Listen == p.AdminListen {
+		v.errf("proxy.admin_listen", "proxy.admin_listen must differ from proxy.listen")
+	}
+	if p.Forward.Enabled && (p.Forward.CACert == "" || p.Forward.CAKey == "") {
+		v.errf("proxy.forward", "proxy.forward needs ca_cert and ca_key (make them with 'cutover proxy ca init --out DIR')")
+	}
+	for i, h := range p.Forward.Intercept {
+		if !strings.Contains(h, ":") {
+			v.errf(fmt.Sprintf("proxy.forward.intercept[%d]", i), "intercept %q: expected host:port such as rekognition.ap-southeast-1.amazonaws.com:443", h)
+		}
+	}
+	m := &p.Mirror
+	if *m.SamplePercent < 0 || *m.SamplePercent > 100 {
+		v.errf("proxy.mirror.sample_percent", "sample_percent %v: expected 0–100", *m.SamplePercent)
+	}
+	if m.SampleBy != "image" && m.SampleBy != "request" {
+		v.errf("proxy.mirror.sample_by", "sample_by %q: expected image or request", m.SampleBy)
+	}
+	if m.MaxInFlight < 1 || m.MaxInFlight > 100000 {
+		v.errf("proxy.mirror.max_in_flight", "max_in_flight %d: expected 1–100000", m.MaxInFlight)
+	}
+	if m.MaxDailySpend < 0 {
+		v.errf("proxy.mirror.max_daily_spend", "max_daily_spend must be ≥ 0 (0 = no limit)")
+	}
+}
+
+// PrimaryHostPort returns the primary's base URL as host:port.
+func (c *Config) PrimaryHostPort() string {
+	p := c.Providers[c.Proxy.Primary]
+	if p == nil {
+		return ""
+	}
+	u, err := url.Parse(p.BaseURL.String())
+	if err != nil {
+		return ""
+	}
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return u.Host + ":443"
+	}
+	return u.Host + ":80"
+}

@@ -1,0 +1,544 @@
+// Package proxy is cutover's inline front end: a transparent reverse and
+// forward (TLS-intercepting) proxy built on github.com/elazarl/goproxy that
+// answers clients from the primary (legacy) API, mirrors classification
+// calls to the candidate off the request path, and records both.
+//
+// Its first duty is to change nothing for the client: the primary's status,
+// headers (minus hop-by-hop) and body bytes reach the client unchanged, and
+// nothing the candidate does — slow, down, wrong, huge — can delay or fail a
+// client request. Its second is to measure faithfully.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"golang.org/x/time/rate"
+
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/fixtures"
+	"github.com/cutover/cutover/record"
+	"github.com/cutover/cutover/vision"
+	"github.com/cutover/cutover/vision/formats"
+	"github.com/cutover/cutover/vision/rekognition"
+)
+
+// Proxy is one running shadow proxy.
+type Proxy struct {
+	cfg *config.Config
+	tx  *vision.Taxonomy
+	fx  *fixtures.Set
+	rec *record.Writer
+	log *slog.Logger
+
+	primaryName, candidateName string
+	primary, candidate         *config.Provider
+	primaryServer              vision.ServerCodec // reads the legacy's requests
+	primaryClient              vision.ClientCodec // reads its answers; re-signs
+	candidateClient            *vision.Client
+	candidateLimit             *rate.Limiter
+	primaryURL                 *url.URL
+	transport                  *http.Transport
+	gp                         *goproxy.ProxyHttpServer
+	intercept                  map[string]bool
+	scrub                      *strings.Replacer
+
+	mirrorTimeout time.Duration
+	inFlight      atomic.Int64
+	queueBytes    atomic.Int64
+	dedupe        sync.Map // sha → time mirrored
+	budget        budget
+
+	pairs pairs
+	met   *metrics
+
+	requests     sync.WaitGroup // client requests until their body is sent
+	recordings   sync.WaitGroup // primary answers being decoded and recorded
+	mirrors      sync.WaitGroup
+	mirrorCtx    context.Context
+	stopMirrors  context.CancelFunc
+	shuttingDown atomic.Bool
+	started      time.Time
+	srv, admin   *http.Server
+	sweepStop    chan struct{}
+	idPrefix     string
+	idSeq        atomic.Uint64
+}
+
+// Options are what the CLI passes besides the config.
+type Options struct {
+	Logger *slog.Logger
+	// Fixtures give ground truth by image SHA-256 (nil: none).
+	Fixtures *fixtures.Set
+}
+
+// New prepares a proxy writing to rec. cfg must have a valid proxy section.
+func New(cfg *config.Config, tx *vision.Taxonomy, rec *record.Writer, opt Options) (*Proxy, error) {
+	pc := cfg.Proxy
+	p := &Proxy{cfg: cfg, tx: tx, fx: opt.Fixtures, rec: rec, log: opt.Logger,
+		primaryName: pc.Primary, candidateName: pc.Candidate,
+		primary: cfg.Providers[pc.Primary], candidate: cfg.Providers[pc.Candidate]}
+	if p.log == nil {
+		p.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if p.primary == nil || p.candidate == nil {
+		return nil, fmt.Errorf("proxy.primary %q and proxy.candidate %q must name providers", pc.Primary, pc.Candidate)
+	}
+	var err error
+	if p.primaryServer, err = formats.ServerCodec(p.primary.Format); err != nil {
+		return nil, err
+	}
+	if p.primaryClient, err = formats.ClientCodec(cfg, tx, p.primary); err != nil {
+		return nil, err
+	}
+	if p.primaryURL, err = url.Parse(p.primary.BaseURL.String()); err != nil {
+		return nil, err
+	}
+	tlsConf, err := upstreamTLS(pc.UpstreamCAFile)
+	if err != nil {
+		return nil, err
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	p.transport = &http.Transport{
+		Proxy: nil, DialContext: dialer.DialContext, TLSClientConfig: tlsConf,
+		MaxIdleConns: 2048, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second,
+		DisableCompression: true, // the client's Accept-Encoding decides, and bytes pass untouched
+		ExpectContinueTimeout: time.Second, TLSHandshakeTimeout: 10 * time.Second,
+	}
+	// The candidate gets its own pool: a hung candidate cannot take the
+	// primary's connections.
+	ct := vision.DefaultTransport()
+	ct.TLSClientConfig = tlsConf.Clone()
+	ct.Proxy = nil
+	if p.candidateClient, err = formats.NewClient(cfg, tx, pc.Candidate, &http.Client{Transport: ct}); err != nil {
+		return nil, err
+	}
+	if p.candidate.MaxRPS > 0 {
+		p.candidateLimit = rate.NewLimiter(rate.Limit(p.candidate.MaxRPS), max(1, int(p.candidate.MaxRPS)))
+	}
+	p.mirrorTimeout = pc.Mirror.Timeout.D()
+	if p.mirrorTimeout == 0 {
+		p.mirrorTimeout = p.candidate.Timeout.D()
+	}
+	p.mirrorCtx, p.stopMirrors = context.WithCancel(context.Background())
+	p.started = time.Now()
+	p.budget = budget{limit: pc.Mirror.MaxDailySpend}
+	p.pairs = pairs{m: map[string]*pair{}}
+	p.met = newMetrics(p)
+	var sb [6]byte
+	rand.Read(sb[:])
+	p.idPrefix = hex.EncodeToString(sb[:])
+	var secrets []string
+	for _, s := range cfg.Secrets() {
+		secrets = append(secrets, s, "[redacted]")
+		if q := url.QueryEscape(s); q != s {
+			secrets = append(secrets, q, "[redacted]")
+		}
+	}
+	p.scrub = strings.NewReplacer(secrets...)
+	if err := p.setupGoproxy(tlsConf); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func upstreamTLS(caFile string) (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return conf, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	b, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("proxy.upstream_ca_file: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("proxy.upstream_ca_file %s has no PEM certificate", caFile)
+	}
+	conf.RootCAs = pool
+	return conf, nil
+}
+
+type reverseKey struct{}
+
+// goproxyLogger keeps goproxy's own warnings, scrubbed of secrets (a GCV
+// ?key= in a URL must never reach a log).
+type goproxyLogger struct{ p *Proxy }
+
+func (l goproxyLogger) Printf(format string, v ...any) {
+	l.p.log.Debug(l.p.scrub.Replace(fmt.Sprintf(format, v...)), "component", "goproxy")
+}
+
+func (p *Proxy) setupGoproxy(tlsConf *tls.Config) error {
+	gp := goproxy.NewProxyHttpServer()
+	gp.Logger = goproxyLogger{p}
+	gp.KeepAcceptEncoding = true
+	gp.Tr = &http.Transport{Proxy: nil, TLSClientConfig: tlsConf.Clone(), DisableCompression: true,
+		MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	gp.ConnectDial = func(network, addr string) (net.Conn, error) { return d.Dial(network, addr) }
+	// Reverse mode: a relative URL is a request for the primary; make it
+	// absolute and run it through the same hooks.
+	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(context.WithValue(r.Context(), reverseKey{}, true))
+		r.URL.Scheme, r.URL.Host = p.primaryURL.Scheme, p.primaryURL.Host
+		gp.ServeHTTP(w, r)
+	})
+	fw := p.cfg.Proxy.Forward
+	p.intercept = map[string]bool{}
+	if fw.Enabled {
+		ca, err := LoadCA(fw.CACert, fw.CAKey)
+		if err != nil {
+			return err
+		}
+		gp.CertStore = &certStore{}
+		hosts := fw.Intercept
+		if len(hosts) == 0 {
+			hosts = []string{p.cfg.PrimaryHostPort()}
+		}
+		for _, h := range hosts {
+			p.intercept[h] = true
+		}
+		mitm := &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: goproxy.TLSConfigFromCA(ca)}
+		gp.OnRequest(goproxy.ReqHostIs(hosts...)).HandleConnect(goproxy.FuncHttpsHandler(
+			func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) { return mitm, host }))
+	} else {
+		gp.OnRequest().HandleConnect(goproxy.AlwaysReject)
+	}
+	gp.OnRequest().DoFunc(p.onRequest)
+	p.gp = gp
+	return nil
+}
+
+// Handler is the client-facing handler (reverse and forward).
+func (p *Proxy) Handler() http.Handler { return p.gp }
+
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return u.Host + ":443"
+	}
+	return u.Host + ":80"
+}
+
+func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+	reverse, _ := r.Context().Value(reverseKey{}).(bool)
+	if !reverse && !p.intercept[hostPort(r.URL)] {
+		if !p.cfg.Proxy.Forward.Enabled {
+			return r, goproxy.NewResponse(r, goproxy.ContentTypeText, http.StatusForbidden,
+				"cutover proxy: forward proxying is disabled (proxy.forward.enabled)\n")
+		}
+		return r, nil // another host: forwarded untouched by goproxy
+	}
+	return r, p.handlePrimary(r, reverse)
+}
+
+func (p *Proxy) newID() string {
+	return p.idPrefix + "-" + strconv.FormatUint(p.idSeq.Add(1), 36)
+}
+
+// readUpTo reads at most limit bytes of body. When there is more, tooLarge
+// is true and the returned bytes must be re-joined with the rest.
+func readUpTo(body io.Reader, limit int64, hint int64) ([]byte, bool, error) {
+	if body == nil || body == http.NoBody {
+		return nil, false, nil
+	}
+	n := hint
+	if n < 0 || n > limit {
+		n = min(limit, 64<<10)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, n+1))
+	_, err := io.Copy(buf, io.LimitReader(body, limit+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if int64(buf.Len()) > limit {
+		return buf.Bytes(), true, nil
+	}
+	return buf.Bytes(), false, nil
+}
+
+// handlePrimary forwards r to the primary and starts the mirror. The
+// primary request is a clone with its own body reader: nothing mutable is
+// shared with the mirror, which only reads the immutable body bytes.
+func (p *Proxy) handlePrimary(r *http.Request, reverse bool) *http.Response {
+	p.requests.Add(1)
+	pairID := p.newID()
+	classify := p.primaryServer.IsClassify(r)
+	limit := int64(p.cfg.Proxy.Mirror.MaxBodyBytes)
+	body, tooLarge, err := readUpTo(r.Body, limit, r.ContentLength)
+	if err != nil {
+		p.requests.Done()
+		return goproxy.NewResponse(r, goproxy.ContentTypeText, http.StatusBadRequest, "cutover proxy: reading the request body: client went away\n")
+	}
+	out := r.Clone(r.Context())
+	out.RequestURI = ""
+	if tooLarge {
+		out.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body)) // re-joined, never truncated
+	} else if body != nil {
+		out.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	removeHop(out.Header)
+	if reverse {
+		out.Host = p.primaryURL.Host
+		if p.cfg.Proxy.Resign != nil && *p.cfg.Proxy.Resign && !tooLarge {
+			if err := p.resign(out, body); err != nil {
+				p.log.Warn("re-signing for the primary failed; forwarding as received", "err", p.scrub.Replace(err.Error()))
+			}
+		}
+	}
+	var cls int64
+	if classify {
+		cls = 1
+	}
+	p.rec.Count(1, cls, 0)
+	p.met.seen.Inc()
+	ri := &reqInfo{body: body, url: *r.URL}
+	if classify && !tooLarge {
+		ri.hdr = r.Header.Clone()
+	}
+	mirrored := false
+	switch {
+	case !classify:
+		p.skip(record.SkipNotClassify, pairID)
+	case tooLarge:
+		p.skip(record.SkipBodyTooLarge, pairID)
+	case p.shuttingDown.Load():
+		p.skip(record.SkipShutdown, pairID)
+	default:
+		if reason := p.admit(int64(len(body))); reason != "" {
+			p.skip(reason, pairID)
+		} else {
+			mirrored = true
+			p.mirrors.Add(1)
+			go p.mirror(pairID, ri)
+		}
+	}
+	start := time.Now()
+	resp, err := p.transport.RoundTrip(out)
+	if err != nil {
+		e := vision.TransportError(err)
+		if classify {
+			p.recordPrimary(pairID, start, time.Since(start), http.StatusBadGateway, nil, nil, e, ri, mirrored)
+		}
+		p.requests.Done()
+		msg := "cutover proxy: the primary did not answer: " + p.scrub.Replace(err.Error()) + "\n"
+		return goproxy.NewResponse(r, goproxy.ContentTypeText, http.StatusBadGateway, msg)
+	}
+	removeHop(resp.Header)
+	tap := &tapBody{rc: resp.Body, limit: vision.MaxResponseBytes, capture: classify}
+	tap.onDone = func(captured []byte, complete bool) {
+		lat := time.Since(start)
+		if classify {
+			p.recordings.Add(1)
+			go func() {
+				defer p.recordings.Done()
+				p.recordPrimary(pairID, start, lat, resp.StatusCode, resp.Header, captured, nil, ri, mirrored)
+			}()
+		}
+		p.requests.Done()
+	}
+	resp.Body = tap
+	return resp
+}
+
+// resign replaces the client's SigV4 signature (made for the proxy's host)
+// with one made with the primary's own credentials for the primary's host.
+func (p *Proxy) resign(out *http.Request, body []byte) error {
+	rc, ok := p.primaryClient.(*rekognition.Codec)
+	if !ok || rc.Credentials.AccessKeyID == "" {
+		return nil // not SigV4: keys are not bound to the host
+	}
+	for _, h := range []string{"Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256"} {
+		out.Header.Del(h)
+	}
+	return rc.Sign(out.Context(), out, body)
+}
+
+// tapBody passes the primary's answer through to the client unchanged,
+// keeping a copy (up to limit) to decode and record once it is complete.
+type tapBody struct {
+	rc      io.ReadCloser
+	buf     bytes.Buffer
+	limit   int
+	capture bool
+	over    bool
+	once    sync.Once
+	onDone  func(captured []byte, complete bool)
+}
+
+func (t *tapBody) Read(b []byte) (int, error) {
+	n, err := t.rc.Read(b)
+	if n > 0 && t.capture && !t.over {
+		if t.buf.Len()+n > t.limit {
+			t.over = true
+			t.buf = bytes.Buffer{}
+		} else {
+			t.buf.Write(b[:n])
+		}
+	}
+	if err == io.EOF {
+		t.finish(true)
+	}
+	return n, err
+}
+
+func (t *tapBody) Close() error {
+	err := t.rc.Close()
+	t.finish(false)
+	return err
+}
+
+func (t *tapBody) finish(complete bool) {
+	t.once.Do(func() {
+		var b []byte
+		if !t.over {
+			b = t.buf.Bytes()
+		}
+		t.onDone(b, complete)
+	})
+}
+
+// recordPrimary decodes the primary's answer and records it.
+func (p *Proxy) recordPrimary(pairID string, start time.Time, lat time.Duration, status int, h http.Header, body []byte, terr *vision.Error, ri *reqInfo, mirrored bool) {
+	o := record.Observation{RequestID: pairID + "-p", PairID: pairID, Time: start, Provider: p.primaryName, Role: record.RolePrimary,
+		Status: status, LatencyNS: lat.Nanoseconds()}
+	var tags *vision.Tags
+	if terr != nil {
+		o.Code, o.Error = string(terr.Code), p.scrub.Replace(terr.Error())
+	} else {
+		if enc := h.Get("Content-Encoding"); enc == "gzip" && body != nil {
+			body = gunzip(body)
+		}
+		res, err := p.primaryClient.DecodeResponse(&http.Response{StatusCode: status, Header: h}, body)
+		switch {
+		case body == nil && status == http.StatusOK:
+			o.Code, o.Error = string(vision.CodeInvalidResponse), "answer too large to decode or cut short"
+		case err != nil:
+			e := vision.AsError(err)
+			o.Code, o.Error = string(e.Code), p.scrub.Replace(e.Message)
+		default:
+			t := p.tx.Normalize(p.primaryClient.Format(), res)
+			tags = &t
+			o.Tags, o.PromptVersion, o.Usage = tags, res.PromptVersion, res.Usage
+		}
+	}
+	if req, err := ri.decode(p.primaryServer); err == nil && req.Image.SHA256 != "" {
+		o.ImageSHA256, o.ImageSize = req.Image.SHA256, req.Image.Size
+		im := req.Image
+		if it, ok := p.fx.BySHA(im.SHA256); ok {
+			o.FixtureID = it.ID
+		}
+	}
+	if amount, cur, ok := p.cfg.CallCost(p.primary, usageIn(o.Usage), usageCached(o.Usage), usageOut(o.Usage), config.DefaultMonthlyVolume); ok && terr == nil {
+		o.Cost, o.Currency = amount, cur
+	}
+	p.rec.Record(o)
+	p.met.observe(o)
+	if mirrored {
+		p.pairs.join(p, pairID, record.RolePrimary, tags)
+	}
+}
+
+// reqInfo is a classification call as the mirror and the recorder see
+// it: the immutable body bytes, a copy of the headers and URL, decoded at
+// most once and never on the request path.
+type reqInfo struct {
+	body []byte
+	hdr  http.Header
+	url  url.URL
+	once sync.Once
+	req  vision.Request
+	err  error
+}
+
+func (ri *reqInfo) decode(codec vision.ServerCodec) (vision.Request, error) {
+	ri.once.Do(func() {
+		if ri.hdr == nil {
+			ri.err = errors.New("request not kept")
+			return
+		}
+		hr := &http.Request{Method: http.MethodPost, URL: &ri.url, Header: ri.hdr}
+		ri.req, ri.err = codec.DecodeRequest(hr, ri.body)
+	})
+	return ri.req, ri.err
+}
+
+func usageIn(u *vision.Usage) int64 {
+	if u == nil {
+		return 0
+	}
+	return u.InputTokens
+}
+
+func usageCached(u *vision.Usage) int64 {
+	if u == nil {
+		return 0
+	}
+	return u.CachedTokens
+}
+
+func usageOut(u *vision.Usage) int64 {
+	if u == nil {
+		return 0
+	}
+	return u.OutputTokens
+}
+
+// skip counts a request not mirrored.
+func (p *Proxy) skip(reason, pairID string) {
+	p.rec.Skip(reason)
+	p.met.skipped.WithLabelValues(reason).Inc()
+}
+
+// Shutdown stops taking new mirrors, waits for in-flight client requests
+// and then for the mirror queue, each bounded by ctx, and closes nothing
+// else: the caller closes the recorder after the listeners.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.shuttingDown.Store(true)
+	wait := func(wg *sync.WaitGroup) bool {
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	var errs []error
+	if !wait(&p.requests) {
+		errs = append(errs, errors.New("in-flight client requests did not finish before the shutdown timeout"))
+	}
+	if !wait(&p.mirrors) {
+		p.stopMirrors()
+		errs = append(errs, fmt.Errorf("%d mirrors cancelled at the shutdown timeout", p.inFlight.Load()))
+		p.mirrors.Wait() // cancelled calls return at once and are recorded as such
+	}
+	p.stopMirrors()
+	p.recordings.Wait() // decoding an answer already received is quick: always wait
+	return errors.Join(errs...)
+}
