@@ -251,7 +251,7 @@ type pairs struct {
 }
 
 type pair struct {
-	primary, candidate *vision.Tags
+	primary, candidate         *vision.Tags
 	havePrimary, haveCandidate bool
 	born                       time.Time
 }

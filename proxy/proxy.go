@@ -120,7 +120,7 @@ func New(cfg *config.Config, tx *vision.Taxonomy, rec *record.Writer, opt Option
 	p.transport = &http.Transport{
 		Proxy: nil, DialContext: dialer.DialContext, TLSClientConfig: tlsConf,
 		MaxIdleConns: 2048, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second,
-		DisableCompression: true, // the client's Accept-Encoding decides, and bytes pass untouched
+		DisableCompression:    true, // the client's Accept-Encoding decides, and bytes pass untouched
 		ExpectContinueTimeout: time.Second, TLSHandshakeTimeout: 10 * time.Second,
 	}
 	// The candidate gets its own pool: a hung candidate cannot take the

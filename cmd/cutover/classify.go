@@ -123,8 +123,8 @@ func costCell(cfg *config.Config, p *config.Provider, s *classifySummary) string
 }
 
 type classifySummary struct {
-	usage vision.Usage
-	calls int // calls that reported usage (failed LLM answers included: they cost)
+	usage                  vision.Usage
+	calls                  int // calls that reported usage (failed LLM answers included: they cost)
 	mu                     sync.Mutex
 	hist                   *hdrhistogram.Histogram
 	requests               int
