@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/table"
 	"github.com/cutover/cutover/proxy"
 	"github.com/cutover/cutover/record"
 )
@@ -73,11 +76,11 @@ func proxyCmd() *command {
 			fmt.Fprintf(env.Stdout, "proxy %s on http://%s (admin http://%s), recording to %s\n", l.cfg.Proxy.Mode, addr, admin, dir)
 			<-ctx.Done()
 			stopErr := p.Stop()
+			st := p.Status()
 			if err := rec.Close(); err != nil {
 				return fmt.Errorf("closing the run directory: %w", err)
 			}
-			cov := rec.Coverage()
-			fmt.Fprintf(env.Stdout, "stopped: %d seen, %d classification calls, %d mirrored; run directory %s\n", cov.Seen, cov.Classify, cov.Mirrored, dir)
+			printProxySummary(env, st, dir)
 			return stopErr
 		},
 	}
@@ -133,4 +136,45 @@ func runHeader(cfg *config.Config, kind, mode string, primaries, candidates []st
 func recordOptions(cfg *config.Config) record.Options {
 	return record.Options{RotateBytes: int64(cfg.Record.RotateBytes), Compress: cfg.Record.Compress,
 		HlogInterval: cfg.Record.HlogInterval.D(), StoreImages: cfg.Record.StoreImages}
+}
+
+// printProxySummary prints what the run directory holds: coverage, live
+// latency per provider and top-1 agreement.
+func printProxySummary(env *Env, st proxy.Status, dir string) {
+	c := st.Coverage
+	fmt.Fprintf(env.Stdout, "stopped. run directory %s\n", dir)
+	fmt.Fprintf(env.Stdout, "coverage: %d requests seen, %d classification calls, %d mirrored", c.Seen, c.Classify, c.Mirrored)
+	if len(c.Skipped) > 0 {
+		var parts []string
+		for _, k := range sortedKeys(c.Skipped) {
+			parts = append(parts, fmt.Sprintf("%s %d", k, c.Skipped[k]))
+		}
+		fmt.Fprintf(env.Stdout, "; not mirrored: %s", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(env.Stdout)
+	var rows [][]string
+	for _, name := range []string{st.Primary, st.Candidate} {
+		ps, ok := st.Providers[name]
+		if !ok {
+			continue
+		}
+		role := "primary"
+		if name == st.Candidate {
+			role = "candidate"
+		}
+		rows = append(rows, []string{name, role, fmt.Sprint(ps.Count), fmt.Sprintf("%.1f ms", ps.P50MS), fmt.Sprintf("%.1f ms", ps.P99MS), fmt.Sprintf("%.1f ms", ps.MaxMS)})
+	}
+	table.Render(env.Stdout, []string{"provider", "role", "calls", "p50", "p99", "max"}, rows, false)
+	if a := st.Agreement; a.Rate != nil {
+		fmt.Fprintf(env.Stdout, "top-1 category agreement: %d of %d pairs (%.1f%%)\n", a.Agree, a.Pairs, 100**a.Rate)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
