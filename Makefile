@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/cutover
 FIXTURES := out/fixtures
 
-.PHONY: build test demo bench-sim fuzz fixtures clean
+.PHONY: build test demo bench-sim bench-proxy fuzz fixtures clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cutover
@@ -33,3 +33,8 @@ fuzz:
 
 clean:
 	rm -rf bin out
+
+# cutover shadow proxy vs the upstream directly, nginx proxy_pass and
+# nginx proxy_pass+mirror, side by side (vegeta, nginx, wrk).
+bench-proxy:
+	./scripts/bench-proxy.sh

@@ -63,8 +63,9 @@ type Mirror struct {
 	// MaxInFlight caps concurrent candidate calls; beyond it a mirror is
 	// dropped and counted, never waited for. Default 256.
 	MaxInFlight int `yaml:"max_in_flight"`
-	// MaxQueueBytes caps the request bytes held by in-flight mirrors.
-	// Default 64 MiB.
+	// MaxQueueBytes caps the memory held by in-flight mirrors, counted as
+	// four times each request body (the body, the decoded image and the
+	// candidate's encoded request). Default 64 MiB.
 	MaxQueueBytes ByteSize `yaml:"max_queue_bytes"`
 	// SamplePercent of classification calls mirrored, 0–100. Default 100.
 	SamplePercent *float64 `yaml:"sample_percent"`

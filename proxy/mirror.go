@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -15,8 +16,14 @@ import (
 	"github.com/cutover/cutover/vision/openai"
 )
 
-// admit reserves a mirror slot and its body bytes, or says why not. It is
-// on the request path: two atomic operations, never a wait.
+// mirrorMemoryFactor estimates the memory an in-flight mirror holds per
+// byte of request body: the body, the decoded image and the candidate's
+// encoded request (base64 in JSON). max_queue_bytes bounds that memory, so
+// a hung candidate cannot grow the proxy without limit.
+const mirrorMemoryFactor = 4
+
+// admit reserves a mirror slot and its memory, or says why not. It is on
+// the request path: two atomic operations, never a wait.
 func (p *Proxy) admit(n int64) string {
 	m := p.cfg.Proxy.Mirror
 	if p.inFlight.Add(1) > int64(m.MaxInFlight) {
@@ -100,13 +107,15 @@ func (p *Proxy) estimateCost(req vision.Request) float64 {
 // mirror sends one classification call to the candidate, detached from the
 // client's context with its own timeout, and records the answer.
 func (p *Proxy) mirror(pairID string, ri *reqInfo) {
-	n := int64(len(ri.body))
+	n := int64(len(ri.body)) * mirrorMemoryFactor
 	defer func() {
 		p.queueBytes.Add(-n)
 		p.inFlight.Add(-1)
 		p.mirrors.Done()
 	}()
+	p.cpu <- struct{}{}
 	req, err := ri.decode(p.primaryServer)
+	<-p.cpu
 	if err != nil {
 		p.skip(record.SkipUndecodable, pairID)
 		p.pairs.join(p, pairID, record.RoleCandidate, nil)
@@ -140,8 +149,7 @@ func (p *Proxy) mirror(pairID string, ri *reqInfo) {
 	req.LLM = nil // the candidate builds its own prompt
 	ctx, cancel := context.WithTimeout(p.mirrorCtx, p.mirrorTimeout)
 	defer cancel()
-	start := time.Now()
-	res, err := p.candidateClient.Do(ctx, req)
+	start, res, err := p.callCandidate(ctx, req)
 	lat := time.Since(start)
 	o := record.Observation{RequestID: pairID + "-c", PairID: pairID, Time: start, Provider: p.candidateName, Role: record.RoleCandidate,
 		LatencyNS: lat.Nanoseconds(), ImageSHA256: req.Image.SHA256, ImageSize: req.Image.Size, Status: 200}
@@ -292,4 +300,39 @@ func (ps *pairs) sweep(older time.Time) {
 			delete(ps.m, id)
 		}
 	}
+}
+
+// callCandidate is vision.Client.Do with the CPU-bound phases (encoding
+// the request, decoding the answer) inside the mirror's CPU slots, so that
+// mirror work never occupies every core while client requests wait.
+// start is when the request was handed to the network.
+func (p *Proxy) callCandidate(ctx context.Context, req vision.Request) (time.Time, vision.Result, error) {
+	c := p.candidateClient
+	p.cpu <- struct{}{}
+	hreq, err := c.Codec.NewRequest(ctx, req)
+	<-p.cpu
+	start := time.Now()
+	if err != nil {
+		return start, vision.Result{}, err
+	}
+	resp, err := c.HTTP.Do(hreq)
+	if err != nil {
+		return start, vision.Result{}, vision.TransportError(err)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, vision.MaxResponseBytes+1))
+	resp.Body.Close()
+	if err != nil {
+		return start, vision.Result{}, vision.TransportError(err)
+	}
+	if len(body) > vision.MaxResponseBytes {
+		return start, vision.Result{}, &vision.Error{Code: vision.CodeInvalidResponse, Status: resp.StatusCode,
+			Message: fmt.Sprintf("response larger than %d bytes", vision.MaxResponseBytes)}
+	}
+	p.cpu <- struct{}{}
+	defer func() { <-p.cpu }()
+	res, err := c.Codec.DecodeResponse(resp, body)
+	if err != nil {
+		return start, res, err
+	}
+	return start, res.Filter(req.MinConfidence, req.MaxLabels), nil
 }

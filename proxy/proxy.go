@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,7 @@ type Proxy struct {
 	scrub                      *strings.Replacer
 
 	mirrorTimeout time.Duration
+	cpu           chan struct{} // mirror CPU slots: GOMAXPROCS−1, at least 1
 	inFlight      atomic.Int64
 	queueBytes    atomic.Int64
 	dedupe        sync.Map // sha → time mirrored
@@ -140,6 +142,7 @@ func New(cfg *config.Config, tx *vision.Taxonomy, rec *record.Writer, opt Option
 	}
 	p.mirrorCtx, p.stopMirrors = context.WithCancel(context.Background())
 	p.started = time.Now()
+	p.cpu = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
 	p.budget = budget{limit: pc.Mirror.MaxDailySpend}
 	p.pairs = pairs{m: map[string]*pair{}}
 	p.met = newMetrics(p)
@@ -270,7 +273,9 @@ func readUpTo(body io.Reader, limit int64, hint int64) ([]byte, bool, error) {
 	if n < 0 || n > limit {
 		n = min(limit, 64<<10)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, n+1))
+	// +1 to see EOF, +MinRead because ReadFrom grows a buffer with less free
+	// space than that: either would copy the whole body once more.
+	buf := bytes.NewBuffer(make([]byte, 0, n+1+bytes.MinRead))
 	_, err := io.Copy(buf, io.LimitReader(body, limit+1))
 	if err != nil {
 		return nil, false, err
@@ -329,7 +334,7 @@ func (p *Proxy) handlePrimary(r *http.Request, reverse bool) *http.Response {
 	case p.shuttingDown.Load():
 		p.skip(record.SkipShutdown, pairID)
 	default:
-		if reason := p.admit(int64(len(body))); reason != "" {
+		if reason := p.admit(int64(len(body)) * mirrorMemoryFactor); reason != "" {
 			p.skip(reason, pairID)
 		} else {
 			mirrored = true

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/cutover/cutover/internal/jsonx"
 )
 
 // Options tune a Writer.
@@ -237,7 +239,7 @@ func (w *Writer) write(o Observation) {
 		}
 		w.fileHour = hour
 	}
-	b, err := json.Marshal(o)
+	b, err := jsonx.Marshal(o)
 	if err != nil {
 		w.dropped.Add(1)
 		return

@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -62,6 +64,7 @@ func proxyCmd() *command {
 			if err != nil {
 				return err
 			}
+			tuneGC(l.cfg)
 			logger := slog.New(slog.NewTextHandler(env.Stderr, nil))
 			p, err := proxy.New(l.cfg, l.tx, rec, proxy.Options{Logger: logger, Fixtures: l.fx})
 			if err != nil {
@@ -177,4 +180,19 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// tuneGC trades memory the proxy already bounds for fewer collections: the
+// mirror allocates several copies of every body, and at Go's default
+// (GOGC=100 over a small live heap) the collector runs dozens of times a
+// second and its assists land on client requests. GOGC=400 with a soft
+// memory limit of twice mirror.max_queue_bytes plus 128 MiB keeps both
+// latency and RSS in check. GOGC and GOMEMLIMIT in the environment win.
+func tuneGC(cfg *config.Config) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(2*int64(cfg.Proxy.Mirror.MaxQueueBytes) + 128<<20)
+	}
 }

@@ -390,3 +390,17 @@ func FuzzDecodeResponse(f *testing.F) {
 }
 
 var _ = context.Background
+
+// TestPreEncodedBody: the spliced body is byte for byte what marshalling
+// the request struct gives.
+func TestPreEncodedBody(t *testing.T) {
+	c := newClient(t, "http://x")
+	for _, req := range []vision.Request{{Image: vision.NewImage(wiretest.Image)}, {Image: vision.ImageFromURL("https://cdn.example.com/a b\".jpg")}} {
+		cr, _ := c.EncodeRequest(req)
+		want, _ := json.Marshal(cr)
+		got, err := c.appendBody(nil, req)
+		if err != nil || string(got) != string(want) {
+			t.Errorf("spliced body differs:\n%s\n%s", got, want)
+		}
+	}
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# make bench-proxy: cutover's shadow proxy against the upstream directly,
+# nginx proxy_pass and nginx proxy_pass+mirror, measured side by side in one
+# run on this machine with an open-loop load generator (vegeta v12.13.0):
+# 100 KB base64 bodies, a 20 ms upstream, 200 requests/s. Then a candidate
+# at 800 ms and down, a hung candidate with 1 MB bodies (peak RSS), and
+# saturation throughput with 10 KB bodies (wrk, 32 connections).
+# Installs nginx-light, wrk and vegeta when missing. Tunables: DURATION
+# (default 20s), RATE (200), SAT_DURATION (10s), HANG_DURATION (60s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-20s}
+RATE=${RATE:-200}
+SAT_DURATION=${SAT_DURATION:-10s}
+HANG_DURATION=${HANG_DURATION:-60s}
+export PATH="$PATH:$(go env GOPATH)/bin:/usr/sbin"
+need_apt=""
+command -v nginx >/dev/null || need_apt="$need_apt nginx-light"
+command -v wrk >/dev/null || need_apt="$need_apt wrk"
+if [ -n "$need_apt" ]; then apt-get update -qq && apt-get install -y -qq $need_apt >/dev/null; fi
+command -v vegeta >/dev/null || (cd /tmp && GOFLAGS= go install github.com/tsenart/vegeta/v12@v12.13.0)
+go build -o bin/cutover ./cmd/cutover
+[ -f out/fixtures/manifest.jsonl ] || ./bin/cutover fixtures gen --out out/fixtures --n 2000 --seed 1 >/dev/null
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$tmp/nginx/nginx.pid" ] && kill "$(cat "$tmp/nginx/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
+
+./bin/cutover simulate --config bench/proxy/sims.yaml --seed 1 >"$tmp/sims.log" 2>&1 & pids+=($!)
+./bin/cutover simulate --config bench/proxy/sims-zero.yaml --seed 1 --time-scale 0 >"$tmp/sims0.log" 2>&1 & pids+=($!)
+mkdir -p "$tmp/nginx/tmp"
+cp bench/proxy/nginx.conf "$tmp/nginx/"
+nginx -p "$tmp/nginx" -c nginx.conf
+for port in 9301 9302 9303 9304 9305 9306 9331 9332 9333 9311 9312 9313 9314; do wait_port $port; done
+
+# start_cutover NAME PRIMARY CANDIDATE LISTEN ADMIN: a cutover shadow proxy
+start_cutover() {
+  sed -e "s/PRIMARY/$2/" -e "s/CANDIDATE_URL/$3/" -e "s/LISTEN/$4/" -e "s/ADMIN/$5/" bench/proxy/proxy.yaml.tmpl >"bench/proxy/.$1.yaml"
+  ./bin/cutover proxy --config "bench/proxy/.$1.yaml" --run-dir "$tmp/run-$1" >"$tmp/$1.log" 2>"$tmp/$1.err" &
+  cutover_pid=$!
+  pids+=($cutover_pid)
+  wait_port "${4##*:}"
+}
+stop_cutover() { kill -TERM "$cutover_pid"; wait "$cutover_pid" 2>/dev/null || true; rm -f bench/proxy/.*.yaml; }
+
+go run ./internal/tools/benchbody -format rekognition -size 75000 >"$tmp/body100k" 2>/dev/null
+go run ./internal/tools/benchbody -format rekognition -size 7500 >"$tmp/body10k" 2>/dev/null
+go run ./internal/tools/benchbody -format rekognition -size 780000 >"$tmp/body1m" 2>/dev/null
+targets() { printf 'POST http://%s/\nContent-Type: application/x-amz-json-1.1\nX-Amz-Target: RekognitionService.DetectLabels\n@%s\n' "$1" "$2"; }
+
+# attack LABEL ADDR BODY: one open-loop run; prints a table row
+results="$tmp/results.txt"
+attack() {
+  targets "$2" "$3" >"$tmp/targets"
+  vegeta attack -rate "$RATE/s" -duration "$DURATION" -timeout 30s -targets "$tmp/targets" >"$tmp/$1.bin"
+  vegeta report -type json "$tmp/$1.bin" >"$tmp/$1.json"
+  read -r n ok p50 p99 max < <(go run ./internal/tools/vegetasum "$tmp/$1.json")
+  printf '%-44s %7s %8s %9s %9s %9s\n' "$1" "$n" "$ok" "$p50" "$p99" "$max" | tee -a "$results"
+}
+echo "body $(wc -c <"$tmp/body100k") bytes, $RATE requests/s for $DURATION, open loop (vegeta); latency in ms"
+printf '%-44s %7s %8s %9s %9s %9s\n' path requests success p50 p99 max | tee "$results"
+attack "upstream directly" 127.0.0.1:9301 "$tmp/body100k"
+attack "nginx proxy_pass" 127.0.0.1:9311 "$tmp/body100k"
+attack "nginx proxy_pass + mirror (20 ms candidate)" 127.0.0.1:9312 "$tmp/body100k"
+start_cutover fast 127.0.0.1:9301 127.0.0.1:9304 127.0.0.1:9321 127.0.0.1:9421
+attack "cutover shadow (20 ms candidate)" 127.0.0.1:9321 "$tmp/body100k"
+stop_cutover
+start_cutover slow 127.0.0.1:9301 127.0.0.1:9305 127.0.0.1:9322 127.0.0.1:9422
+attack "cutover shadow (800 ms candidate)" 127.0.0.1:9322 "$tmp/body100k"
+stop_cutover
+start_cutover down 127.0.0.1:9301 127.0.0.1:9399 127.0.0.1:9323 127.0.0.1:9423
+attack "cutover shadow (candidate down)" 127.0.0.1:9323 "$tmp/body100k"
+stop_cutover
+attack "nginx proxy_pass + mirror (800 ms candidate)" 127.0.0.1:9313 "$tmp/body100k"
+
+row() { grep -F "$1" "$results" | head -1 | awk '{print $(NF-2), $(NF-1)}'; }
+read -r d50 d99 < <(row "upstream directly")
+read -r c50 c99 < <(row "cutover shadow (20 ms")
+read -r s50 s99 < <(row "cutover shadow (800 ms")
+read -r x50 x99 < <(row "cutover shadow (candidate down")
+echo
+awk -v d50="$d50" -v d99="$d99" -v c50="$c50" -v c99="$c99" -v s99="$s99" -v x99="$x99" 'BEGIN {
+  printf "cutover added latency over direct: p50 %+.2f ms (target <= 0.5), p99 %+.2f ms (target <= 2)\n", c50-d50, c99-d99
+  printf "client p99 with an 800 ms candidate: %+.2f ms vs the fast-candidate case (target within 2)\n", s99-c99
+  printf "client p99 with the candidate down:  %+.2f ms vs the fast-candidate case (target within 2)\n", x99-c99
+}'
+
+echo
+echo "hung candidate (60 s), 1 MB bodies, $RATE requests/s for $HANG_DURATION:"
+start_cutover hung 127.0.0.1:9301 127.0.0.1:9306 127.0.0.1:9324 127.0.0.1:9424
+targets 127.0.0.1:9324 "$tmp/body1m" >"$tmp/targets"
+vegeta attack -rate "$RATE/s" -duration "$HANG_DURATION" -timeout 30s -targets "$tmp/targets" >"$tmp/hung.bin"
+peak=$(awk '/VmHWM/ {print $2}' /proc/$cutover_pid/status)
+vegeta report -type json "$tmp/hung.bin" >"$tmp/hung.json"
+read -r n ok p50 p99 max < <(go run ./internal/tools/vegetasum "$tmp/hung.json")
+stop_cutover
+skips=$(grep -o '"max_[a-z_]*": [0-9]*' "$tmp/run-hung/run.json" | tr '\n' ' ')
+printf 'peak RSS %d MB (target < 256); client p50 %s ms p99 %s ms, success %s; mirrors dropped: %s\n' $((peak/1024)) "$p50" "$p99" "$ok" "$skips"
+
+echo
+echo "saturation, 10 KB bodies, mirroring on, instant upstreams (wrk -t2 -c32 -d$SAT_DURATION, median of 3):"
+sat() {
+  local rates=()
+  for _ in 1 2 3; do
+    rates+=("$(BODY="$tmp/body10k" HEADERS="Content-Type: application/x-amz-json-1.1|X-Amz-Target: RekognitionService.DetectLabels" \
+      wrk -t2 -c32 -d"$SAT_DURATION" -s bench/wrk-post.lua "http://$2/" | awk '/Requests\/sec/ {print $2}')")
+  done
+  printf '%-44s %10s   (runs: %s)\n' "$1" "$(printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p)" "${rates[*]}"
+}
+sat "nginx proxy_pass + mirror" 127.0.0.1:9314
+start_cutover sat 127.0.0.1:9331 127.0.0.1:9333 127.0.0.1:9325 127.0.0.1:9425
+sat "cutover shadow" 127.0.0.1:9325
+stop_cutover
+grep -o '"mirrored": [0-9]*\|"seen": [0-9]*' "$tmp/run-sat/run.json" | tr '\n' ' '; echo
