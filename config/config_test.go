@@ -140,7 +140,7 @@ func TestPricingCost(t *testing.T) {
 }
 
 func TestExampleConfig(t *testing.T) {
-	for _, k := range []string{"CUTOVER_LEGACY_ACCESS_KEY_ID", "CUTOVER_LEGACY_SECRET_ACCESS_KEY", "CUTOVER_HOLYSHEEP_API_KEY", "CUTOVER_GCV_API_KEY", "CUTOVER_AZURE_API_KEY"} {
+	for _, k := range []string{"CUTOVER_LEGACY_ACCESS_KEY_ID", "CUTOVER_LEGACY_SECRET_ACCESS_KEY", "CUTOVER_HOLYSHEEP_API_KEY", "CUTOVER_GCV_API_KEY", "CUTOVER_AZURE_API_KEY", "CUTOVER_CLIENT_ACCESS_KEY_ID", "CUTOVER_CLIENT_SECRET_ACCESS_KEY"} {
 		t.Setenv(k, "test-"+k)
 	}
 	c, err := Load("../config.yaml")

@@ -2,10 +2,10 @@ package proxy
 
 import (
 	"context"
-	"io"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"time"

@@ -136,3 +136,16 @@ func (d *Dir) Histograms() (map[string]*hdrhistogram.Histogram, error) {
 	}
 	return out, nil
 }
+
+// Image returns a stored image by SHA-256 (record.store_images).
+func (d *Dir) Image(sha string) ([]byte, bool) {
+	if len(sha) < 2 {
+		return nil, false
+	}
+	m, _ := filepath.Glob(filepath.Join(d.Path, "images", sha[:2], sha+".*"))
+	if len(m) == 0 {
+		return nil, false
+	}
+	b, err := os.ReadFile(m[0])
+	return b, err == nil
+}

@@ -131,6 +131,15 @@ func (w *Writer) Record(o Observation) bool {
 	}
 }
 
+// ObserveLatency adds ns to the histogram (and hlog) named key without an
+// observation line: bench writes service times as "<provider>.service".
+func (w *Writer) ObserveLatency(key string, ns int64) {
+	if w.closed.Load() {
+		return
+	}
+	w.observe(key, ns, time.Time{})
+}
+
 func (w *Writer) observe(provider string, ns int64, at time.Time) {
 	if ns <= 0 {
 		return

@@ -34,22 +34,22 @@ trap cleanup EXIT
 
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 
-./bin/cutover simulate --config bench/proxy/sims.yaml --seed 1 >"$tmp/sims.log" 2>&1 & pids+=($!)
-./bin/cutover simulate --config bench/proxy/sims-zero.yaml --seed 1 --time-scale 0 >"$tmp/sims0.log" 2>&1 & pids+=($!)
+./bin/cutover simulate --config scripts/perf/proxy/sims.yaml --seed 1 >"$tmp/sims.log" 2>&1 & pids+=($!)
+./bin/cutover simulate --config scripts/perf/proxy/sims-zero.yaml --seed 1 --time-scale 0 >"$tmp/sims0.log" 2>&1 & pids+=($!)
 mkdir -p "$tmp/nginx/tmp"
-cp bench/proxy/nginx.conf "$tmp/nginx/"
+cp scripts/perf/proxy/nginx.conf "$tmp/nginx/"
 nginx -p "$tmp/nginx" -c nginx.conf
 for port in 9301 9302 9303 9304 9305 9306 9331 9332 9333 9311 9312 9313 9314; do wait_port $port; done
 
 # start_cutover NAME PRIMARY CANDIDATE LISTEN ADMIN: a cutover shadow proxy
 start_cutover() {
-  sed -e "s/PRIMARY/$2/" -e "s/CANDIDATE_URL/$3/" -e "s/LISTEN/$4/" -e "s/ADMIN/$5/" bench/proxy/proxy.yaml.tmpl >"bench/proxy/.$1.yaml"
-  ./bin/cutover proxy --config "bench/proxy/.$1.yaml" --run-dir "$tmp/run-$1" >"$tmp/$1.log" 2>"$tmp/$1.err" &
+  sed -e "s/PRIMARY/$2/" -e "s/CANDIDATE_URL/$3/" -e "s/LISTEN/$4/" -e "s/ADMIN/$5/" scripts/perf/proxy/proxy.yaml.tmpl >"scripts/perf/proxy/.$1.yaml"
+  ./bin/cutover proxy --config "scripts/perf/proxy/.$1.yaml" --run-dir "$tmp/run-$1" >"$tmp/$1.log" 2>"$tmp/$1.err" &
   cutover_pid=$!
   pids+=($cutover_pid)
   wait_port "${4##*:}"
 }
-stop_cutover() { kill -TERM "$cutover_pid"; wait "$cutover_pid" 2>/dev/null || true; rm -f bench/proxy/.*.yaml; }
+stop_cutover() { kill -TERM "$cutover_pid"; wait "$cutover_pid" 2>/dev/null || true; rm -f scripts/perf/proxy/.*.yaml; }
 
 go run ./internal/tools/benchbody -format rekognition -size 75000 >"$tmp/body100k" 2>/dev/null
 go run ./internal/tools/benchbody -format rekognition -size 7500 >"$tmp/body10k" 2>/dev/null
@@ -111,7 +111,7 @@ sat() {
   local rates=()
   for _ in 1 2 3; do
     rates+=("$(BODY="$tmp/body10k" HEADERS="Content-Type: application/x-amz-json-1.1|X-Amz-Target: RekognitionService.DetectLabels" \
-      wrk -t2 -c32 -d"$SAT_DURATION" -s bench/wrk-post.lua "http://$2/" | awk '/Requests\/sec/ {print $2}')")
+      wrk -t2 -c32 -d"$SAT_DURATION" -s scripts/perf/wrk-post.lua "http://$2/" | awk '/Requests\/sec/ {print $2}')")
   done
   printf '%-44s %10s   (runs: %s)\n' "$1" "$(printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p)" "${rates[*]}"
 }

@@ -12,7 +12,7 @@ command -v wrk >/dev/null || { echo "bench-sim: wrk is missing (apt-get install 
 go build -o bin/cutover ./cmd/cutover
 tmp=$(mktemp -d)
 trap 'kill $sim 2>/dev/null || true; rm -rf "$tmp"' EXIT
-./bin/cutover simulate --config bench/sim.yaml --time-scale 0 --seed 1 >"$tmp/sim.log" 2>&1 &
+./bin/cutover simulate --config scripts/perf/sim.yaml --time-scale 0 --seed 1 >"$tmp/sim.log" 2>&1 &
 sim=$!
 for i in $(seq 50); do grep -q holysheep "$tmp/sim.log" 2>/dev/null && break; sleep 0.1; done
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -26,7 +26,7 @@ for fmt in rekognition holysheep; do
     go run ./internal/tools/benchbody -format $fmt -size $size >"$tmp/body" 2>/dev/null
     rates=(); p99s=(); bad=0
     for r in $(seq "$RUNS"); do
-      out=$(BODY="$tmp/body" HEADERS="$headers" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s bench/wrk-post.lua "$url")
+      out=$(BODY="$tmp/body" HEADERS="$headers" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s scripts/perf/wrk-post.lua "$url")
       rates+=("$(echo "$out" | awk '/Requests\/sec/ {print $2}')")
       p99s+=("$(echo "$out" | awk '$1=="99%" {print $2}')")
       n=$(echo "$out" | awk '/Non-2xx/ {print $NF}'); bad=$((bad + ${n:-0}))

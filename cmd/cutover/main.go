@@ -52,6 +52,7 @@ func commands() map[string]*command {
 		"config":   configCmd(),
 		"classify": classifyCmd(),
 		"proxy":    proxyCmd(),
+		"bench":    benchCmd(),
 	}
 }
 
