@@ -41,6 +41,10 @@ step "classify 200 fixture images through each provider's real client"
 echo "(the simulated clock starts at 09:30 Asia/Singapore: the legacy API's peak hour)"
 $BIN classify --config config.yaml --n 200 --concurrency 16 --providers legacy,holysheep,holysheep-classify,gcv,azure
 
+step "bench: legacy vs holysheep, open loop at 40 requests/s, paired image by image, 20 s"
+$BIN bench --config config.yaml --providers legacy,holysheep --rate 40 --duration 20s --warmup 2s \
+  --run-dir "out/runs/demo-bench-$(date -u +%Y%m%dT%H%M%SZ)"
+
 step "proxy: shadow mode in front of the legacy API, mirroring to holysheep"
 run=out/runs/demo-shadow-$(date -u +%Y%m%dT%H%M%SZ)
 plog=$(mktemp)
