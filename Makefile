@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/cutover
 FIXTURES := out/fixtures
 
-.PHONY: build test demo bench-sim bench-proxy fuzz fixtures clean
+.PHONY: build test demo bench-sim bench-proxy bench-bench fuzz fixtures clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cutover
@@ -38,3 +38,7 @@ clean:
 # nginx proxy_pass+mirror, side by side (vegeta, nginx, wrk).
 bench-proxy:
 	./scripts/bench-proxy.sh
+
+# cutover bench against vegeta at the same settings; send lag at 1,000/s.
+bench-bench:
+	./scripts/bench-bench.sh
