@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -57,10 +58,21 @@ func commands() map[string]*command {
 }
 
 func main() {
+	// CUTOVER_CPUPROFILE=file writes a CPU profile of the whole command
+	// (go tool pprof bin/cutover file): how the benchmarks were profiled.
+	if p := os.Getenv("CUTOVER_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := Run(ctx, os.Args[1:], &Env{Stdout: os.Stdout, Stderr: os.Stderr})
 	stop()
-	os.Exit(code)
+	if code != exitOK {
+		pprof.StopCPUProfile()
+		os.Exit(code)
+	}
 }
 
 // Run runs the CLI with args (without the program name) and returns the
