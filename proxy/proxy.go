@@ -458,8 +458,12 @@ func (p *Proxy) recordPrimary(pairID string, start time.Time, lat time.Duration,
 			o.FixtureID = it.ID
 		}
 	}
-	if amount, cur, ok := p.cfg.CallCost(p.primary, usageIn(o.Usage), usageCached(o.Usage), usageOut(o.Usage), config.DefaultMonthlyVolume); ok && terr == nil {
-		o.Cost, o.Currency = amount, cur
+	// A call is priced when it was answered (or, for a vision LLM, when it
+	// reported usage: a malformed answer still costs its tokens).
+	if o.Code == "" || o.Usage != nil {
+		if amount, cur, ok := p.cfg.CallCost(p.primary, usageIn(o.Usage), usageCached(o.Usage), usageOut(o.Usage), config.DefaultMonthlyVolume); ok {
+			o.Cost, o.Currency = amount, cur
+		}
 	}
 	p.rec.Record(o)
 	p.met.observe(o)

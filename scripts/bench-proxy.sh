@@ -32,6 +32,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+port_free() { if (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null; then echo "bench-proxy: port $1 is already in use (a stray process?): stop it first" >&2; exit 1; fi; }
+for port in 9301 9302 9303 9304 9305 9306 9311 9312 9313 9314 9321 9322 9323 9324 9325 9331 9332 9333 9421 9422 9423 9424 9425; do port_free $port; done
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 
 ./bin/cutover simulate --config scripts/perf/proxy/sims.yaml --seed 1 >"$tmp/sims.log" 2>&1 & pids+=($!)
@@ -49,7 +51,7 @@ start_cutover() {
   pids+=($cutover_pid)
   wait_port "${4##*:}"
 }
-stop_cutover() { kill -TERM "$cutover_pid"; wait "$cutover_pid" 2>/dev/null || true; rm -f scripts/perf/proxy/.*.yaml; }
+stop_cutover() { kill -TERM "$cutover_pid" 2>/dev/null || { echo "bench-proxy: the cutover proxy exited early:" >&2; cat "$tmp"/*.err >&2; exit 1; }; wait "$cutover_pid" 2>/dev/null || true; rm -f scripts/perf/proxy/.*.yaml; }
 
 go run ./internal/tools/benchbody -format rekognition -size 75000 >"$tmp/body100k" 2>/dev/null
 go run ./internal/tools/benchbody -format rekognition -size 7500 >"$tmp/body10k" 2>/dev/null
@@ -102,7 +104,7 @@ peak=$(awk '/VmHWM/ {print $2}' /proc/$cutover_pid/status)
 vegeta report -type json "$tmp/hung.bin" >"$tmp/hung.json"
 read -r n ok p50 p99 max < <(go run ./internal/tools/vegetasum "$tmp/hung.json")
 stop_cutover
-skips=$(grep -o '"max_[a-z_]*": [0-9]*' "$tmp/run-hung/run.json" | tr '\n' ' ')
+skips=$(sed -n '/"skipped"/,/}/p' "$tmp/run-hung/run.json" | grep -o '"[a-z_]*": [0-9]*' | tr '\n' ' ')
 printf 'peak RSS %d MB (target < 256); client p50 %s ms p99 %s ms, success %s; mirrors dropped: %s\n' $((peak/1024)) "$p50" "$p99" "$ok" "$skips"
 
 echo
