@@ -9,10 +9,13 @@ FIXTURES := out/fixtures
 build:
 	$(GO) build -o $(BIN) ./cmd/cutover
 
-# vet + the race-enabled test suite (what CI runs).
+# vet + the race-enabled test suite (what CI runs), then the timing tests
+# again without -race (the race detector distorts what they measure).
+TIMING_TESTS := TestKnownDistribution|TestStallCorrected|TestFixedRate
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run '$(TIMING_TESTS)' ./bench
 
 # The offline story on simulators: fixtures, simulated legacy and candidate,
 # 200 labelled images through each provider's real client, a summary table.

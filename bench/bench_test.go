@@ -79,6 +79,9 @@ func within(t *testing.T, name string, got time.Duration, want time.Duration, to
 // the truth: 50, 50 and 500 ms (99 % of answers take 50 ms), as the server
 // itself measured them (a sleep overshoots by up to a millisecond).
 func TestKnownDistribution(t *testing.T) {
+	if raceEnabled {
+		t.Skip("timing assertion: the race detector slows code 5–20×; make test runs this test again without -race")
+	}
 	truth := hdrhistogram.New(record.MinLatencyNS, record.MaxLatencyNS, record.SigFigs)
 	var mu sync.Mutex
 	srv := server(t, func(n int64, start time.Time) time.Duration {
@@ -103,8 +106,9 @@ func TestKnownDistribution(t *testing.T) {
 	}
 	// The bench measures at the client: on top of the server's own time it
 	// sees the loopback exchange and the wake-up of its goroutines, about
-	// 1 ms on a shared 2-core VM. That allowance is added to the 2 %.
-	const loopback = 1500 * time.Microsecond
+	// 1 ms at the median and up to 3 ms at the tail on a shared 2-core VM.
+	// That allowance is added to the 2 %.
+	const loopback = 3 * time.Millisecond
 	for _, q := range []float64{50, 99, 99.9} {
 		want := time.Duration(truth.ValueAtQuantile(q))
 		got := time.Duration(h.ValueAtQuantile(q))
@@ -123,6 +127,9 @@ func TestKnownDistribution(t *testing.T) {
 // does not, because requests that could not be sent during the stall were
 // never timed as waiting.
 func TestStallCorrected(t *testing.T) {
+	if raceEnabled {
+		t.Skip("timing assertion: the race detector slows code 5–20×; make test runs this test again without -race")
+	}
 	t0 := time.Now()
 	srv := server(t, func(_ int64, now time.Time) time.Duration {
 		if el := now.Sub(t0) % (10 * time.Second); el >= 9*time.Second {
@@ -152,6 +159,9 @@ func TestStallCorrected(t *testing.T) {
 // TestFixedRate: at 1,000 requests/s for 20 s the achieved count is within
 // 1 % of the schedule and the sends keep to it.
 func TestFixedRate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("timing assertion: the race detector slows code 5–20×; make test runs this test again without -race")
+	}
 	srv := server(t, func(int64, time.Time) time.Duration { return time.Millisecond })
 	src := &constSource{rate: 1000, img: vision.NewImage(testimg.PNG(4, 4, 1))}
 	d := 20 * time.Second

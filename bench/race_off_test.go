@@ -3,3 +3,5 @@
 package bench
 
 const raceSlowdown = 1
+
+const raceEnabled = false
