@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	fastb64 "github.com/segmentio/asm/base64"
+
+	"github.com/cutover/cutover/internal/jsonx"
 )
 
 // ClientCodec is the client side of a wire format: it turns a Request into
@@ -404,4 +407,28 @@ func (c *Client) newRequest(ctx context.Context, req Request) (*http.Request, er
 	}
 	c.Cache.mu.Unlock()
 	return hr, nil
+}
+
+// DecodeAnswer unmarshals a provider's 200 answer into v; malformed JSON is
+// a typed invalid_response error naming what was expected.
+func DecodeAnswer(body []byte, v any, what string) error {
+	if err := jsonx.Unmarshal(body, v); err != nil {
+		return &Error{Code: CodeInvalidResponse, Status: http.StatusOK, Message: what + " is not valid JSON", Err: err}
+	}
+	return nil
+}
+
+// JSONErrorDetail describes a JSON decoding error for an error body sent
+// back to a client: the offset of a syntax error, or the field of the
+// wrong type.
+func JSONErrorDetail(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at offset %d", se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %s has the wrong type", te.Field)
+	}
+	return "malformed"
 }

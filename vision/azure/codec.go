@@ -136,8 +136,8 @@ func (c *Codec) DecodeResponse(resp *http.Response, body []byte) (vision.Result,
 		return vision.Result{}, DecodeError(resp.StatusCode, resp.Header, body)
 	}
 	var ar AnalyzeResult
-	if err := jsonx.Unmarshal(body, &ar); err != nil {
-		return vision.Result{}, &vision.Error{Code: vision.CodeInvalidResponse, Status: 200, Message: "analyze answer is not valid JSON", Err: err}
+	if err := vision.DecodeAnswer(body, &ar, "analyze answer"); err != nil {
+		return vision.Result{}, err
 	}
 	if ar.TagsResult == nil {
 		return vision.Result{}, &vision.Error{Code: vision.CodeInvalidResponse, Status: 200, Message: "analyze answer has no tagsResult"}

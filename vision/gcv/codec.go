@@ -7,9 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 
-	"errors"
 	"fmt"
 	"math"
 	"mime"
@@ -194,8 +192,8 @@ func (c *Codec) DecodeResponse(resp *http.Response, body []byte) (vision.Result,
 		return vision.Result{}, DecodeError(resp.StatusCode, resp.Header, body)
 	}
 	var ar AnnotateResponse
-	if err := jsonx.Unmarshal(body, &ar); err != nil {
-		return vision.Result{}, &vision.Error{Code: vision.CodeInvalidResponse, Status: 200, Message: "annotate answer is not valid JSON", Err: err}
+	if err := vision.DecodeAnswer(body, &ar, "annotate answer"); err != nil {
+		return vision.Result{}, err
 	}
 	if len(ar.Responses) != 1 {
 		return vision.Result{}, &vision.Error{Code: vision.CodeInvalidResponse, Status: 200, Message: fmt.Sprintf("annotate answered %d responses for 1 image", len(ar.Responses))}
@@ -299,7 +297,7 @@ func (c *Codec) DecodeRequest(r *http.Request, body []byte) (vision.Request, err
 func DecodeBody(body []byte) (vision.Request, error) {
 	var ar AnnotateRequest
 	if err := jsonx.Unmarshal(body, &ar); err != nil {
-		return vision.Request{}, statusErr(vision.CodeBadRequest, "INVALID_ARGUMENT", "Invalid JSON payload received. "+jsonMsg(err))
+		return vision.Request{}, statusErr(vision.CodeBadRequest, "INVALID_ARGUMENT", "Invalid JSON payload received. "+vision.JSONErrorDetail(err))
 	}
 	if len(ar.Requests) != 1 {
 		return vision.Request{}, statusErr(vision.CodeBadRequest, "INVALID_ARGUMENT", fmt.Sprintf("cutover's annotate endpoint takes exactly 1 request, got %d", len(ar.Requests)))
@@ -343,14 +341,6 @@ func DecodeBody(body []byte) (vision.Request, error) {
 		return req, statusErr(vision.CodeBadRequest, "INVALID_ARGUMENT", "No feature specified.")
 	}
 	return req, nil
-}
-
-func jsonMsg(err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("Syntax error at offset %d.", se.Offset)
-	}
-	return "Unknown or malformed field."
 }
 
 func statusErr(code vision.Code, status, msg string) *vision.Error {

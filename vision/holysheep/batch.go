@@ -159,7 +159,7 @@ func (s *BatchServer) submit(w http.ResponseWriter, r *http.Request, apiKey stri
 	}
 	var br BatchRequest
 	if err := jsonx.Unmarshal(body, &br); err != nil {
-		WriteError(w, vision.Errorf(vision.CodeBadRequest, "request body is not valid JSON: %s", jsonMsg(err)))
+		WriteError(w, vision.Errorf(vision.CodeBadRequest, "request body is not valid JSON: %s", vision.JSONErrorDetail(err)))
 		return
 	}
 	if len(br.Images) == 0 || len(br.Images) > MaxBatchImages {

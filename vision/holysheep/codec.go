@@ -13,9 +13,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 
-	"errors"
 	"fmt"
 	"math"
 	"mime"
@@ -175,8 +173,8 @@ func (c *Codec) DecodeResponse(resp *http.Response, body []byte) (vision.Result,
 		return vision.Result{}, DecodeError(resp.StatusCode, resp.Header, body)
 	}
 	var cr ClassifyResponse
-	if err := jsonx.Unmarshal(body, &cr); err != nil {
-		return vision.Result{}, &vision.Error{Code: vision.CodeInvalidResponse, Status: 200, Message: "classify answer is not valid JSON", Err: err}
+	if err := vision.DecodeAnswer(body, &cr, "classify answer"); err != nil {
+		return vision.Result{}, err
 	}
 	if cr.Predictions == nil {
 		return vision.Result{}, &vision.Error{Code: vision.CodeInvalidResponse, Status: 200, Message: "classify answer has no predictions"}
@@ -227,24 +225,12 @@ func (c *Codec) DecodeRequest(r *http.Request, body []byte) (vision.Request, err
 	}
 	var cr ClassifyRequest
 	if err := jsonx.Unmarshal(body, &cr); err != nil {
-		return vision.Request{}, vision.Errorf(vision.CodeBadRequest, "request body is not valid JSON: %s", jsonMsg(err))
+		return vision.Request{}, vision.Errorf(vision.CodeBadRequest, "request body is not valid JSON: %s", vision.JSONErrorDetail(err))
 	}
 	if cr.Task != "" && cr.Task != "product_classification" {
 		return vision.Request{}, vision.Errorf(vision.CodeBadRequest, "unknown task %q (want product_classification)", cr.Task)
 	}
 	return decodeImageAndParams(cr.Image, cr.Parameters)
-}
-
-func jsonMsg(err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("syntax error at offset %d", se.Offset)
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("field %s has the wrong type", te.Field)
-	}
-	return "malformed"
 }
 
 func decodeImageAndParams(image string, p Parameters) (vision.Request, error) {

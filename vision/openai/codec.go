@@ -183,8 +183,8 @@ func (c *Codec) DecodeResponse(resp *http.Response, body []byte) (vision.Result,
 		return vision.Result{}, DecodeError(resp.StatusCode, resp.Header, body)
 	}
 	var cc ChatCompletion
-	if err := jsonx.Unmarshal(body, &cc); err != nil {
-		return vision.Result{}, &vision.Error{Code: vision.CodeInvalidResponse, Status: 200, Message: "chat completion is not valid JSON", Err: err}
+	if err := vision.DecodeAnswer(body, &cc, "chat completion"); err != nil {
+		return vision.Result{}, err
 	}
 	return c.DecodeCompletion(cc, body)
 }

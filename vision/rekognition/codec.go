@@ -137,8 +137,8 @@ func (c *Codec) DecodeResponse(resp *http.Response, body []byte) (vision.Result,
 		return vision.Result{}, DecodeError(resp.StatusCode, resp.Header, body)
 	}
 	var out DetectLabelsOutput
-	if err := jsonx.Unmarshal(body, &out); err != nil {
-		return vision.Result{}, &vision.Error{Code: vision.CodeInvalidResponse, Status: resp.StatusCode, Message: "DetectLabels answer is not valid JSON", Err: err}
+	if err := vision.DecodeAnswer(body, &out, "DetectLabels answer"); err != nil {
+		return vision.Result{}, err
 	}
 	return ResultFromOutput(out, body), nil
 }
