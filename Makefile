@@ -4,18 +4,20 @@ GO ?= go
 BIN := bin/cutover
 FIXTURES := out/fixtures
 
-.PHONY: build test demo bench-sim bench-proxy bench-bench fuzz fixtures clean
+.PHONY: build test demo bench-sim bench-proxy bench-bench bench-report fuzz fixtures clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cutover
 
 # vet + the race-enabled test suite (what CI runs), then the timing tests
-# again without -race (the race detector distorts what they measure).
+# again without -race (the race detector distorts what they measure), and
+# the canary fault test at its full 2,000 requests a fault.
 TIMING_TESTS := TestKnownDistribution|TestStallCorrected|TestFixedRate
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run '$(TIMING_TESTS)' ./bench
+	$(GO) test -count=1 -run 'TestCanaryCandidateFaults' ./proxy
 
 # The offline story on simulators: fixtures, simulated legacy and candidate,
 # 200 labelled images through each provider's real client, a summary table.
@@ -45,3 +47,7 @@ bench-proxy:
 # cutover bench against vegeta at the same settings; send lag at 1,000/s.
 bench-bench:
 	./scripts/bench-bench.sh
+
+# cutover report over 1,000,000 observations: wall time and peak RSS.
+bench-report:
+	./scripts/bench-report.sh

@@ -278,6 +278,11 @@ func (r *runner) closedLoop(ctx context.Context, src Source) error {
 	var mu sync.Mutex
 	end := r.start.Add(r.opt.Warmup + r.opt.Duration)
 	n := max(r.opt.Concurrency, 1)
+	// Start at r.start like the open loop: a job sent before it would have a
+	// negative offset and be taken for warm-up (and not recorded).
+	if d := time.Until(r.start); d > 0 {
+		time.Sleep(d)
+	}
 	for w := 0; w < n; w++ {
 		r.wg.Add(1)
 		go func() {
@@ -291,7 +296,7 @@ func (r *runner) closedLoop(ctx context.Context, src Source) error {
 				}
 				now := time.Now()
 				j.Offset = now.Sub(r.start)
-				j.Warmup = j.Offset < r.opt.Warmup
+				j.Warmup = r.opt.Warmup > 0 && j.Offset < r.opt.Warmup
 				r.scheduled.Add(1)
 				r.do(ctx, j, now)
 			}

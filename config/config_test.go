@@ -75,19 +75,25 @@ func TestSecretsNeverPrint(t *testing.T) {
 // TestErrors checks every problem in testdata/bad.yaml is reported, with its
 // line, in one pass, against testdata/bad.golden (go test -update rewrites it).
 func TestErrors(t *testing.T) {
+	for _, name := range []string{"bad", "bad-canary"} {
+		testErrors(t, name)
+	}
+}
+
+func testErrors(t *testing.T, name string) {
 	setTestEnv(t)
-	_, err := Load("testdata/bad.yaml")
+	_, err := Load("testdata/" + name + ".yaml")
 	var list ErrorList
 	if !errors.As(err, &list) {
 		t.Fatalf("got %v, want ErrorList", err)
 	}
 	got := err.Error() + "\n"
 	if *update {
-		os.WriteFile("testdata/bad.golden", []byte(got), 0o644)
+		os.WriteFile("testdata/"+name+".golden", []byte(got), 0o644)
 	}
-	want, _ := os.ReadFile("testdata/bad.golden")
+	want, _ := os.ReadFile("testdata/" + name + ".golden")
 	if got != string(want) {
-		t.Errorf("errors differ from bad.golden:\ngot:\n%s\nwant:\n%s", got, want)
+		t.Errorf("errors differ from %s.golden:\ngot:\n%s\nwant:\n%s", name, got, want)
 	}
 	for _, e := range list {
 		if e.Line == 0 {

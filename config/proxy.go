@@ -19,9 +19,15 @@ type Proxy struct {
 	Primary string `yaml:"primary"`
 	// Candidate is the provider mirrored to. Required.
 	Candidate string `yaml:"candidate"`
-	// Mode is shadow: the primary answers, the candidate is mirrored.
+	// Mode is shadow (the primary answers, the candidate is mirrored),
+	// canary (canary.percent answered by the candidate, translated) or
+	// cutover (the candidate answers, the primary is the fallback).
 	// Default shadow.
 	Mode string `yaml:"mode"`
+	// Canary configures canary mode and the fallback of cutover mode.
+	Canary Canary `yaml:"canary"`
+	// Breaker is the circuit breaker on the candidate in cutover mode.
+	Breaker Breaker `yaml:"breaker"`
 	// Resign re-signs SigV4 requests with the primary's own credentials
 	// when forwarding in reverse mode (the client signed for the proxy's
 	// host, and SigV4 binds the host). Rekognition only. Default true.
@@ -155,6 +161,7 @@ func (c *Config) setProxyDefaults() {
 	if p.ShutdownTimeout == 0 {
 		p.ShutdownTimeout = Duration(30 * time.Second)
 	}
+	c.setCanaryDefaults()
 	r := &c.Record
 	if r.RotateBytes == 0 {
 		r.RotateBytes = 128 << 20
@@ -181,9 +188,10 @@ func (v *validator) proxy() {
 	if p.Primary != "" && p.Primary == p.Candidate {
 		v.errf("proxy.candidate", "proxy.candidate must differ from proxy.primary")
 	}
-	if p.Mode != "shadow" {
-		v.errf("proxy.mode", "proxy.mode %q: expected shadow", p.Mode)
+	if p.Mode != ModeShadow && p.Mode != ModeCanary && p.Mode != ModeCutover {
+		v.errf("proxy.mode", "proxy.mode %q: expected shadow, canary or cutover", p.Mode)
 	}
+	v.canary()
 	if p.Listen == p.AdminListen {
 		v.errf("proxy.admin_listen", "proxy.admin_listen must differ from proxy.listen")
 	}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -92,6 +93,9 @@ func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 // MarshalText implements encoding.TextMarshaler.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
+// lenientSecrets is set while LoadWithoutSecrets runs (under loadMu).
+var lenientSecrets atomic.Bool
+
 // Secret is a credential. ${VAR} references are expanded from the
 // environment; its value never prints: String, MarshalText and MarshalYAML
 // all give "[redacted]".
@@ -103,8 +107,13 @@ func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
 	if err != nil {
 		return err
 	}
+	raw := v
 	v, err = expandEnv(n, v)
 	if err != nil {
+		if lenientSecrets.Load() && envRef.MatchString(raw) {
+			*s = "" // LoadWithoutSecrets: an unset credential is just absent
+			return nil
+		}
 		return err
 	}
 	*s = Secret(v)

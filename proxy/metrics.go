@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
@@ -11,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/cutover/cutover/record"
+	"github.com/cutover/cutover/report"
 )
 
 type metrics struct {
@@ -22,6 +24,10 @@ type metrics struct {
 	skipped   *prometheus.CounterVec
 	agreement *prometheus.CounterVec
 	paused    prometheus.Gauge
+	answered  *prometheus.CounterVec
+	fallbacks *prometheus.CounterVec
+	rollbacks prometheus.Counter
+	breaker   prometheus.Gauge
 }
 
 func newMetrics(p *Proxy) *metrics {
@@ -38,7 +44,29 @@ func newMetrics(p *Proxy) *metrics {
 	m.agreement = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cutover_agreement_total",
 		Help: "Pairs where both providers answered: top-1 category agreed or disagreed."}, []string{"result"})
 	m.paused = prometheus.NewGauge(prometheus.GaugeOpts{Name: "cutover_mirror_paused", Help: "1 while mirroring is paused by mirror.max_daily_spend."})
-	for _, c := range []prometheus.Collector{m.seen, m.mirrored, m.requests, m.latency, m.skipped, m.agreement, m.paused} {
+	m.answered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cutover_canary_answered_total",
+		Help: "Classification calls answered on the canary path, by who answered the client (candidate or primary)."}, []string{"by"})
+	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cutover_canary_fallbacks_total",
+		Help: "Candidate failures sent to the primary instead, by typed error code."}, []string{"code"})
+	m.rollbacks = prometheus.NewCounter(prometheus.CounterOpts{Name: "cutover_canary_rollbacks_total", Help: "Automatic and operator rollbacks."})
+	m.breaker = prometheus.NewGauge(prometheus.GaugeOpts{Name: "cutover_breaker_state", Help: "Cutover mode's breaker on the candidate: 0 closed, 1 half-open, 2 open."})
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cutover_canary_percent", Help: "Share of classification calls the candidate answers (canary), percent."},
+		func() float64 {
+			if p.ctl == nil {
+				return 0
+			}
+			return p.ctl.Percent()
+		}))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cutover_canary_step", Help: "Current rollout step, from 1 (0 without steps)."},
+		func() float64 {
+			if p.ctl == nil {
+				return 0
+			}
+			p.ctl.mu.Lock()
+			defer p.ctl.mu.Unlock()
+			return float64(p.ctl.st.Step + 1)
+		}))
+	for _, c := range []prometheus.Collector{m.seen, m.mirrored, m.requests, m.latency, m.skipped, m.agreement, m.paused, m.answered, m.fallbacks, m.rollbacks, m.breaker} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cutover_mirror_in_flight", Help: "Candidate calls in flight."},
@@ -132,7 +160,52 @@ func (p *Proxy) Status() Status {
 	return s
 }
 
-// AdminHandler serves /metrics, /healthz, /readyz and /admin/status.
+// serveReport is GET /report: the go/no-go report over the live run,
+// computed afresh on every load (the recorder is flushed first), as HTML
+// or, with ?format=json, as JSON. One report is built at a time: reloads
+// queue rather than pile up work on the machine that carries production
+// traffic.
+func (p *Proxy) serveReport(w http.ResponseWriter, r *http.Request) {
+	format := r.URL.Query().Get("format")
+	if format != "" && format != "html" && format != "json" {
+		http.Error(w, "format: expected html or json", http.StatusBadRequest)
+		return
+	}
+	select {
+	case p.reportSem <- struct{}{}:
+		defer func() { <-p.reportSem }()
+	case <-r.Context().Done():
+		return
+	}
+	p.rec.Flush()
+	d, err := record.Open(p.rec.Dir())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	rep, err := report.Build([]*record.Dir{d}, report.Options{Config: p.cfg, Taxonomy: p.tx, Fixtures: p.fx})
+	if err != nil {
+		http.Error(w, "building the report: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	var buf bytes.Buffer
+	if format == "json" {
+		w.Header().Set("Content-Type", "application/json")
+		err = report.JSON(&buf, rep)
+	} else {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		err = report.HTML(&buf, rep)
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Cutover-Verdict", rep.Verdict)
+	w.Write(buf.Bytes())
+}
+
+// AdminHandler serves /metrics, /healthz, /readyz, /report and /admin/status.
 func (p *Proxy) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(p.met.reg, promhttp.HandlerOpts{}))
@@ -146,6 +219,8 @@ func (p *Proxy) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /report", p.serveReport)
+	p.canaryAdmin(mux)
 	mux.HandleFunc("GET /admin/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)

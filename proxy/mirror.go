@@ -170,19 +170,26 @@ func (p *Proxy) mirror(pairID string, ri *reqInfo) {
 		o.Tags, o.PromptVersion, o.ConfidenceSource = tags, res.PromptVersion, res.ConfidenceSource
 	}
 	o.Usage = usage
-	// The actual price replaces the estimate; a call that failed before the
-	// model ran costs nothing.
+	// The actual price replaces the estimate.
+	p.budget.settle(est, p.priceCandidate(&o, usage, err), start)
+	p.rec.Record(o)
+	p.met.observe(o)
+	p.pairs.join(p, pairID, record.RoleCandidate, tags)
+}
+
+// priceCandidate sets a candidate call's cost on o and returns it: from
+// its token usage for vision LLMs (a malformed answer still costs its
+// tokens), the tier price otherwise; a call that failed before the model
+// ran costs nothing.
+func (p *Proxy) priceCandidate(o *record.Observation, usage *vision.Usage, err error) float64 {
 	actual, cur, ok := p.cfg.CallCost(p.candidate, usageIn(usage), usageCached(usage), usageOut(usage), config.DefaultMonthlyVolume)
 	if !ok || (usage == nil && p.candidate.Format == config.FormatOpenAI) || (err != nil && p.candidate.Format != config.FormatOpenAI) {
-		actual = 0
+		return 0
 	}
 	if actual > 0 {
 		o.Cost, o.Currency = actual, cur
 	}
-	p.budget.settle(est, actual, start)
-	p.rec.Record(o)
-	p.met.observe(o)
-	p.pairs.join(p, pairID, record.RoleCandidate, tags)
+	return actual
 }
 
 // budget is the day's candidate spend against mirror.max_daily_spend, in
@@ -307,10 +314,21 @@ func (ps *pairs) sweep(older time.Time) {
 // mirror work never occupies every core while client requests wait.
 // start is when the request was handed to the network.
 func (p *Proxy) callCandidate(ctx context.Context, req vision.Request) (time.Time, vision.Result, error) {
+	return p.candidateCall(ctx, req, p.cpu)
+}
+
+// candidateCall is callCandidate with the CPU slots to use: the mirror's,
+// or none (nil) when the candidate answers a client (canary), which must
+// not queue behind shadow work.
+func (p *Proxy) candidateCall(ctx context.Context, req vision.Request, cpu chan struct{}) (time.Time, vision.Result, error) {
 	c := p.candidateClient
-	p.cpu <- struct{}{}
+	acquire, release := func() {}, func() {}
+	if cpu != nil {
+		acquire, release = func() { cpu <- struct{}{} }, func() { <-cpu }
+	}
+	acquire()
 	hreq, err := c.Codec.NewRequest(ctx, req)
-	<-p.cpu
+	release()
 	start := time.Now()
 	if err != nil {
 		return start, vision.Result{}, err
@@ -328,8 +346,8 @@ func (p *Proxy) callCandidate(ctx context.Context, req vision.Request) (time.Tim
 		return start, vision.Result{}, &vision.Error{Code: vision.CodeInvalidResponse, Status: resp.StatusCode,
 			Message: fmt.Sprintf("response larger than %d bytes", vision.MaxResponseBytes)}
 	}
-	p.cpu <- struct{}{}
-	defer func() { <-p.cpu }()
+	acquire()
+	defer release()
 	res, err := c.Codec.DecodeResponse(resp, body)
 	if err != nil {
 		return start, res, err

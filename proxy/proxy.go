@@ -83,6 +83,11 @@ type Proxy struct {
 	sweepStop    chan struct{}
 	idPrefix     string
 	idSeq        atomic.Uint64
+	reportSem    chan struct{} // one /report build at a time
+
+	ctl        *controller // canary and cutover modes
+	breaker    *breaker    // cutover mode
+	adminToken string
 }
 
 // Options are what the CLI passes besides the config.
@@ -97,7 +102,7 @@ func New(cfg *config.Config, tx *vision.Taxonomy, rec *record.Writer, opt Option
 	pc := cfg.Proxy
 	p := &Proxy{cfg: cfg, tx: tx, fx: opt.Fixtures, rec: rec, log: opt.Logger,
 		primaryName: pc.Primary, candidateName: pc.Candidate,
-		primary: cfg.Providers[pc.Primary], candidate: cfg.Providers[pc.Candidate]}
+		primary: cfg.Providers[pc.Primary], candidate: cfg.Providers[pc.Candidate], reportSem: make(chan struct{}, 1)}
 	if p.log == nil {
 		p.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -159,6 +164,15 @@ func New(cfg *config.Config, tx *vision.Taxonomy, rec *record.Writer, opt Option
 	p.scrub = strings.NewReplacer(secrets...)
 	if err := p.setupGoproxy(tlsConf); err != nil {
 		return nil, err
+	}
+	p.adminToken = os.Getenv(pc.Canary.AdminTokenEnv)
+	if pc.Mode == config.ModeCutover {
+		p.breaker = newBreaker(p)
+	}
+	if pc.Mode == config.ModeCanary || pc.Mode == config.ModeCutover {
+		if p.ctl, err = newController(p); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }
@@ -325,6 +339,11 @@ func (p *Proxy) handlePrimary(r *http.Request, reverse bool) *http.Response {
 	if classify && !tooLarge {
 		ri.hdr = r.Header.Clone()
 	}
+	if classify && !tooLarge && p.ctl != nil {
+		if req, ok := p.candidateAnswers(ri); ok {
+			return p.serveByCandidate(r, out, ri, req, pairID)
+		}
+	}
 	mirrored := false
 	switch {
 	case !classify:
@@ -333,6 +352,10 @@ func (p *Proxy) handlePrimary(r *http.Request, reverse bool) *http.Response {
 		p.skip(record.SkipBodyTooLarge, pairID)
 	case p.shuttingDown.Load():
 		p.skip(record.SkipShutdown, pairID)
+	case p.cfg.Proxy.Mode == config.ModeCutover:
+		// The primary answers because the candidate's breaker is open (or
+		// the request could not be decoded): no copy for the candidate.
+		p.skip(record.SkipBreakerOpen, pairID)
 	default:
 		if reason := p.admit(int64(len(body)) * mirrorMemoryFactor); reason != "" {
 			p.skip(reason, pairID)
@@ -342,17 +365,36 @@ func (p *Proxy) handlePrimary(r *http.Request, reverse bool) *http.Response {
 			go p.mirror(pairID, ri)
 		}
 	}
+	return p.forward(r, out, pairID, classify, ri, meta{served: true, pair: mirrored})
+}
+
+// meta is how a primary observation is labelled.
+type meta struct {
+	route  string
+	served bool
+	pair   bool // join the live agreement pair
+}
+
+// forward sends out to the primary and returns its answer for the client,
+// recording it (classification calls) once the client has read it all.
+// It ends the client request that handlePrimary began.
+func (p *Proxy) forward(r, out *http.Request, pairID string, classify bool, ri *reqInfo, m meta) *http.Response {
 	start := time.Now()
 	resp, err := p.transport.RoundTrip(out)
 	if err != nil {
 		e := vision.TransportError(err)
 		if classify {
-			p.recordPrimary(pairID, start, time.Since(start), http.StatusBadGateway, nil, nil, e, ri, mirrored)
+			p.recordPrimary(pairID, start, time.Since(start), http.StatusBadGateway, nil, nil, e, ri, m)
 		}
 		p.requests.Done()
 		msg := "cutover proxy: the primary did not answer: " + p.scrub.Replace(err.Error()) + "\n"
 		return goproxy.NewResponse(r, goproxy.ContentTypeText, http.StatusBadGateway, msg)
 	}
+	return p.tapPrimary(resp, start, pairID, classify, ri, m)
+}
+
+// tapPrimary passes the primary's answer through, recording it once read.
+func (p *Proxy) tapPrimary(resp *http.Response, start time.Time, pairID string, classify bool, ri *reqInfo, m meta) *http.Response {
 	removeHop(resp.Header)
 	tap := &tapBody{rc: resp.Body, limit: vision.MaxResponseBytes, capture: classify}
 	tap.onDone = func(captured []byte, complete bool) {
@@ -361,7 +403,7 @@ func (p *Proxy) handlePrimary(r *http.Request, reverse bool) *http.Response {
 			p.recordings.Add(1)
 			go func() {
 				defer p.recordings.Done()
-				p.recordPrimary(pairID, start, lat, resp.StatusCode, resp.Header, captured, nil, ri, mirrored)
+				p.recordPrimary(pairID, start, lat, resp.StatusCode, resp.Header, captured, nil, ri, m)
 			}()
 		}
 		p.requests.Done()
@@ -428,9 +470,9 @@ func (t *tapBody) finish(complete bool) {
 }
 
 // recordPrimary decodes the primary's answer and records it.
-func (p *Proxy) recordPrimary(pairID string, start time.Time, lat time.Duration, status int, h http.Header, body []byte, terr *vision.Error, ri *reqInfo, mirrored bool) {
+func (p *Proxy) recordPrimary(pairID string, start time.Time, lat time.Duration, status int, h http.Header, body []byte, terr *vision.Error, ri *reqInfo, m meta) {
 	o := record.Observation{RequestID: pairID + "-p", PairID: pairID, Time: start, Provider: p.primaryName, Role: record.RolePrimary,
-		Status: status, LatencyNS: lat.Nanoseconds()}
+		Status: status, LatencyNS: lat.Nanoseconds(), Served: m.served, Route: m.route}
 	var tags *vision.Tags
 	if terr != nil {
 		o.Code, o.Error = string(terr.Code), p.scrub.Replace(terr.Error())
@@ -465,9 +507,12 @@ func (p *Proxy) recordPrimary(pairID string, start time.Time, lat time.Duration,
 			o.Cost, o.Currency = amount, cur
 		}
 	}
+	if terr != nil && terr.Code == record.CodeCancelled {
+		o.Code, o.LatencyNS, o.Cost = record.CodeCancelled, 0, 0
+	}
 	p.rec.Record(o)
 	p.met.observe(o)
-	if mirrored {
+	if m.pair {
 		p.pairs.join(p, pairID, record.RolePrimary, tags)
 	}
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/record"
+	"github.com/cutover/cutover/report"
 	"github.com/cutover/cutover/vision/rekognition"
 )
 
@@ -302,5 +304,54 @@ func TestCredentialsNeverCross(t *testing.T) {
 	}
 	if !bytes.Contains(metrics, []byte("cutover_provider_requests_total")) || !bytes.Contains(status, []byte(`"agreement"`)) {
 		t.Errorf("admin endpoints incomplete:\n%s", status)
+	}
+}
+
+// TestLiveReport: /report on the admin listener reports the live run: the
+// recorder is flushed on each load, so every request answered so far is in
+// it, and a reload sees the new ones.
+func TestLiveReport(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	get := func() report.Report {
+		t.Helper()
+		resp, err := http.Get(e.adminURL + "/report?format=json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r report.Report
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET /report: %d %v", resp.StatusCode, err)
+		}
+		if resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("X-Cutover-Verdict") != r.Verdict {
+			t.Errorf("headers: %v", resp.Header)
+		}
+		return r
+	}
+	sendMany(t, e, 40, 4)
+	e.p.mirrors.Wait()
+	e.p.recordings.Wait()
+	r := get()
+	if p := r.Provider("legacy"); p == nil || p.Calls != 40 || r.Coverage == nil || r.Coverage.Classify != 40 {
+		t.Fatalf("live report after 40: %+v %+v", p, r.Coverage)
+	}
+	sendMany(t, e, 10, 2)
+	e.p.mirrors.Wait()
+	e.p.recordings.Wait()
+	if r := get(); r.Provider("legacy").Calls != 50 {
+		p := r.Provider("legacy")
+		t.Errorf("after a reload: %d calls, want 50", p.Calls)
+	}
+	resp, err := http.Get(e.adminURL + "/report")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(resp.Header.Get("Content-Type"), "text/html") || !bytes.Contains(b, []byte("<svg")) || !bytes.Contains(b, []byte("legacy")) {
+		t.Errorf("HTML report: %s %.200s", resp.Header.Get("Content-Type"), b)
+	}
+	if resp, _ := http.Get(e.adminURL + "/report?format=pdf"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("bad format: %d", resp.StatusCode)
 	}
 }

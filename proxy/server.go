@@ -23,6 +23,10 @@ func (p *Proxy) Start(listenAddr, adminAddr string) (string, string, error) {
 	if adminAddr == "" {
 		adminAddr = p.cfg.Proxy.AdminListen.String()
 	}
+	if !isLoopback(adminAddr) && p.adminToken == "" {
+		return "", "", fmt.Errorf("proxy.admin_listen %s is not a loopback address: refusing to serve the admin API (pprof, canary control) there without a token in $%s",
+			adminAddr, p.cfg.Proxy.Canary.AdminTokenEnv)
+	}
 	ln, err := net.Listen("tcp", listenAddr)
 	if err != nil {
 		return "", "", fmt.Errorf("proxy.listen: %w", err)
@@ -40,6 +44,9 @@ func (p *Proxy) Start(listenAddr, adminAddr string) (string, string, error) {
 	go p.admin.Serve(aln)
 	p.sweepStop = make(chan struct{})
 	go p.sweeper()
+	if p.ctl != nil {
+		go p.ctl.run()
+	}
 	p.log.Info("proxy listening", "listen", ln.Addr().String(), "admin", aln.Addr().String(), "mode", p.cfg.Proxy.Mode,
 		"primary", p.primaryName, "candidate", p.candidateName, "run_dir", p.rec.Dir())
 	return ln.Addr().String(), aln.Addr().String(), nil
@@ -61,6 +68,9 @@ func (p *Proxy) Stop() error {
 		errs = append(errs, err)
 	}
 	close(p.sweepStop)
+	if p.ctl != nil {
+		p.ctl.Stop()
+	}
 	actx, acancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer acancel()
 	p.admin.Shutdown(actx)
@@ -82,6 +92,20 @@ func (p *Proxy) sweeper() {
 			return
 		}
 	}
+}
+
+// isLoopback reports whether a listen address binds to loopback only
+// ("localhost", 127.0.0.0/8, ::1); an empty host binds every interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // scrubWriter sends net/http's server errors to the log without secrets.

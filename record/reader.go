@@ -8,10 +8,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/cutover/cutover/internal/jsonx"
 )
 
 // Dir is an opened run directory.
@@ -77,31 +81,138 @@ func readObservations(path string, fn func(Observation) error) error {
 		defer gz.Close()
 		r = gz
 	}
-	br := bufio.NewReaderSize(r, 256<<10)
-	line := 0
-	for {
-		b, err := br.ReadBytes('\n')
-		if len(b) > 0 {
-			line++
-			complete := b[len(b)-1] == '\n'
-			var o Observation
-			if jerr := json.Unmarshal(b, &o); jerr != nil {
-				if !complete {
-					return nil // a torn last line
+	return decodeParallel(path, r, fn)
+}
+
+// batch is a run of lines decoded by one worker.
+type batch struct {
+	nums  []int // line numbers of lines
+	lines [][]byte
+	obs   []Observation
+	err   error
+	done  chan struct{}
+}
+
+// decodeParallel splits r into lines on this goroutine, decodes batches of
+// them on GOMAXPROCS workers and hands the observations to fn in file
+// order: JSON decoding is what a report spends its time on, and it
+// parallelises, while fn (the report's accumulators) stays single-threaded.
+func decodeParallel(path string, r io.Reader, fn func(Observation) error) error {
+	const batchLines = 512
+	workers := max(runtime.GOMAXPROCS(0), 1)
+	todo := make(chan *batch, workers)
+	order := make(chan *batch, 2*workers)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range todo {
+				b.obs = make([]Observation, len(b.lines))
+				for i, l := range b.lines {
+					if err := jsonx.Unmarshal(l, &b.obs[i]); err != nil {
+						if i == len(b.lines)-1 && l[len(l)-1] != '\n' {
+							b.obs = b.obs[:i] // a torn last line: the writer was still at it
+							break
+						}
+						b.err = fmt.Errorf("%s:%d: %w", path, b.nums[i], err)
+						b.obs = b.obs[:i]
+						break
+					}
 				}
-				return fmt.Errorf("%s:%d: %w", path, line, jerr)
+				close(b.done)
 			}
-			if ferr := fn(o); ferr != nil {
-				return ferr
+		}()
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(order)
+		defer close(todo)
+		br := bufio.NewReaderSize(r, 1<<20)
+		line := 0
+		cur := &batch{done: make(chan struct{})}
+		send := func() bool {
+			select {
+			case order <- cur:
+			case <-stop:
+				return false
+			}
+			todo <- cur
+			cur = &batch{done: make(chan struct{})}
+			return true
+		}
+		for {
+			b, err := br.ReadSlice('\n')
+			if err == bufio.ErrBufferFull {
+				// A line longer than the buffer: gather it whole.
+				long := append([]byte(nil), b...)
+				for err == bufio.ErrBufferFull {
+					b, err = br.ReadSlice('\n')
+					long = append(long, b...)
+				}
+				b = long
+			} else {
+				b = append([]byte(nil), b...)
+			}
+			if len(b) > 0 {
+				line++
+			}
+			if len(bytesTrimSpace(b)) > 0 {
+				cur.lines = append(cur.lines, b)
+				cur.nums = append(cur.nums, line)
+				if len(cur.lines) == batchLines && !send() {
+					readErr <- nil
+					return
+				}
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				if len(cur.lines) > 0 {
+					send()
+				}
+				readErr <- nil
+				return
+			}
+			if err != nil {
+				readErr <- fmt.Errorf("%s: %w", path, err)
+				return
 			}
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return nil
+	}()
+	var ferr error
+	for b := range order {
+		if ferr != nil {
+			continue
 		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+		<-b.done
+		for i := range b.obs {
+			if err := fn(b.obs[i]); err != nil {
+				ferr = err
+				break
+			}
+		}
+		if ferr == nil && b.err != nil {
+			ferr = b.err
+		}
+		if ferr != nil {
+			close(stop)
 		}
 	}
+	wg.Wait()
+	if err := <-readErr; ferr == nil {
+		ferr = err
+	}
+	return ferr
+}
+
+func bytesTrimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\n' || b[0] == '\r') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t' || b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // Histograms merges each provider's hlog intervals into one histogram per

@@ -85,7 +85,13 @@ const (
 	SkipDailySpend    = "daily_spend"   // mirror.max_daily_spend reached
 	SkipCandidateRate = "candidate_rps" // the candidate's max_rps
 	SkipShutdown      = "shutdown"
+	SkipBreakerOpen   = "breaker_open" // cutover mode: the primary answered, no copy
 )
+
+// CodeCancelled marks an observation of a call cutover cancelled itself
+// (the losing side of a hedge): not a provider error, and its latency is
+// censored. Reports count it apart.
+const CodeCancelled = "cancelled"
 
 // Event is one entry of a run's timeline.
 type Event struct {
@@ -128,6 +134,15 @@ type Observation struct {
 	// Cost is the call's price in Currency.
 	Cost     float64 `json:"cost,omitempty"`
 	Currency string  `json:"currency,omitempty"`
+	// Served is true for the answer the client received (proxy runs).
+	Served bool `json:"served,omitempty"`
+	// Route says how a proxy request was handled when it was not plain
+	// shadow traffic: canary (the candidate was asked to answer), fallback
+	// (the primary answered after the candidate failed), hedge (both were
+	// asked; the loser has code "cancelled"), compare (a copy of a
+	// candidate-answered request sent to the primary to keep measuring
+	// agreement).
+	Route string `json:"route,omitempty"`
 	// Repeat numbers a bench image's repeats from 0.
 	Repeat int `json:"repeat,omitempty"`
 	// Trace splits a bench request into phases.

@@ -1,6 +1,8 @@
 package record
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -121,4 +123,64 @@ func TestStoreImages(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(dir, "images", "ab", sha+".png")); err != nil || string(b) != "png bytes" {
 		t.Errorf("stored image: %q %v", b, err)
 	}
+}
+
+// TestObservationOrderAndLines: the parallel decoder hands observations
+// over in file order across many batches, counts blank lines in line
+// numbers, and names the right line of a malformed one deep in a file.
+func TestObservationOrderAndLines(t *testing.T) {
+	var b strings.Builder
+	for i := range 5000 {
+		if i%1000 == 7 {
+			b.WriteString("\n") // a blank line
+		}
+		fmt.Fprintf(&b, "{\"request_id\":\"r%d\",\"latency_ns\":%d}\n", i, i)
+	}
+	var got []string
+	err := decodeParallel("f", strings.NewReader(b.String()), func(o Observation) error {
+		got = append(got, o.RequestID)
+		return nil
+	})
+	if err != nil || len(got) != 5000 {
+		t.Fatalf("%d observations, %v", len(got), err)
+	}
+	for i, id := range got {
+		if id != fmt.Sprint("r", i) {
+			t.Fatalf("observation %d is %s: out of order", i, id)
+		}
+	}
+	bad := b.String() + "{\"request_id\": 12}\n" + "{\"request_id\":\"x\"}\n"
+	// 5000 lines + 5 blank ones: the bad line is line 5006.
+	if err := decodeParallel("f", strings.NewReader(bad), func(Observation) error { return nil }); err == nil || !strings.Contains(err.Error(), "f:5006:") {
+		t.Errorf("malformed line: %v, want f:5006", err)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := decodeParallel("f", strings.NewReader(b.String()), func(Observation) error {
+		n++
+		if n == 700 {
+			return stop
+		}
+		return nil
+	}); err != stop || n != 700 {
+		t.Errorf("callback error: %v after %d", err, n)
+	}
+}
+
+// FuzzObservations: any bytes in an observation file give observations or
+// an error naming a line, never a panic or a hang.
+func FuzzObservations(f *testing.F) {
+	f.Add([]byte("{\"request_id\":\"a\",\"tags\":{\"categories\":[{\"value\":\"x\",\"confidence\":0.5}],\"attributes\":{\"color\":[{\"value\":\"red\"}]}}}\n{\"request_id\":\"b\""))
+	f.Add([]byte("\n\n{}\n"))
+	f.Add([]byte("{\"usage\":{\"input_tokens\":1e99}}\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n := 0
+		err := decodeParallel("f", bytes.NewReader(b), func(Observation) error { n++; return nil })
+		if err != nil && !strings.HasPrefix(err.Error(), "f:") {
+			t.Errorf("error without a line: %v", err)
+		}
+		if n > bytes.Count(b, []byte("\n"))+1 {
+			t.Errorf("%d observations from %d lines", n, bytes.Count(b, []byte("\n"))+1)
+		}
+	})
 }

@@ -45,6 +45,7 @@ type Writer struct {
 	hist map[string]*provHist
 
 	ch      chan Observation
+	flushCh chan chan struct{}
 	chMu    sync.RWMutex // Record sends under RLock; Close closes ch under Lock
 	done    chan struct{}
 	dropped atomic.Int64
@@ -99,7 +100,7 @@ func Create(dir string, run Run, opts Options) (*Writer, error) {
 		run.Host = h
 	}
 	w := &Writer{dir: dir, opts: opts, run: run, hist: map[string]*provHist{},
-		ch: make(chan Observation, opts.Buffer), done: make(chan struct{})}
+		ch: make(chan Observation, opts.Buffer), flushCh: make(chan chan struct{}), done: make(chan struct{})}
 	if err := w.writeRunJSON(); err != nil {
 		return nil, err
 	}
@@ -228,10 +229,47 @@ func (w *Writer) ticker() {
 
 func (w *Writer) loop() {
 	defer w.wg.Done()
-	for o := range w.ch {
-		w.write(o)
+	for {
+		select {
+		case o, ok := <-w.ch:
+			if !ok {
+				w.closeFile()
+				return
+			}
+			w.write(o)
+		case ack := <-w.flushCh:
+			// Write what was handed over before the flush was asked for.
+			for n := len(w.ch); n > 0; n-- {
+				w.write(<-w.ch)
+			}
+			if w.buf != nil {
+				w.buf.Flush()
+				if w.gz != nil {
+					w.gz.Flush()
+				}
+			}
+			close(ack)
+		}
 	}
-	w.closeFile()
+}
+
+// Flush makes the run directory readable as it stands, for a live report:
+// observations handed over so far reach their file, the histograms'
+// current interval goes to the hlogs and run.json is rewritten. Recording
+// goes on; Flush never drops anything.
+func (w *Writer) Flush() {
+	w.chMu.RLock()
+	if !w.closed.Load() {
+		ack := make(chan struct{})
+		select {
+		case w.flushCh <- ack:
+			<-ack
+		case <-w.done:
+		}
+	}
+	w.chMu.RUnlock()
+	w.flushIntervals()
+	w.writeRunJSON()
 }
 
 func (w *Writer) write(o Observation) {

@@ -4,7 +4,9 @@
 # run on this machine with an open-loop load generator (vegeta v12.13.0):
 # 100 KB base64 bodies, a 20 ms upstream, 200 requests/s. Then a candidate
 # at 800 ms and down, a hung candidate with 1 MB bodies (peak RSS), and
-# saturation throughput with 10 KB bodies (wrk, 32 connections).
+# saturation throughput with 10 KB bodies (wrk, 32 connections). Canary
+# rows: 50 % answered by a healthy 20 ms candidate against shadow, and the
+# fallback cost with a hung candidate (candidate_timeout 100 ms).
 # Installs nginx-light, wrk and vegeta when missing. Tunables: DURATION
 # (default 20s), RATE (200), SAT_DURATION (10s), HANG_DURATION (60s).
 set -euo pipefail
@@ -33,7 +35,7 @@ cleanup() {
 trap cleanup EXIT
 
 port_free() { if (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null; then echo "bench-proxy: port $1 is already in use (a stray process?): stop it first" >&2; exit 1; fi; }
-for port in 9301 9302 9303 9304 9305 9306 9311 9312 9313 9314 9321 9322 9323 9324 9325 9331 9332 9333 9421 9422 9423 9424 9425; do port_free $port; done
+for port in 9301 9302 9303 9304 9305 9306 9311 9312 9313 9314 9321 9322 9323 9324 9325 9326 9327 9331 9332 9333 9421 9422 9423 9424 9425 9426 9427; do port_free $port; done
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 
 ./bin/cutover simulate --config scripts/perf/proxy/sims.yaml --seed 1 >"$tmp/sims.log" 2>&1 & pids+=($!)
@@ -43,9 +45,11 @@ cp scripts/perf/proxy/nginx.conf "$tmp/nginx/"
 nginx -p "$tmp/nginx" -c nginx.conf
 for port in 9301 9302 9303 9304 9305 9306 9331 9332 9333 9311 9312 9313 9314; do wait_port $port; done
 
-# start_cutover NAME PRIMARY CANDIDATE LISTEN ADMIN: a cutover shadow proxy
+# start_cutover NAME PRIMARY CANDIDATE LISTEN ADMIN [EXTRA]: a cutover proxy
+# (shadow, or EXTRA lines appended to its proxy section, e.g. a canary)
 start_cutover() {
   sed -e "s/PRIMARY/$2/" -e "s/CANDIDATE_URL/$3/" -e "s/LISTEN/$4/" -e "s/ADMIN/$5/" scripts/perf/proxy/proxy.yaml.tmpl >"scripts/perf/proxy/.$1.yaml"
+  [ -n "${6:-}" ] && printf '%s\n' "$6" | sed 's/^/  /' >>"scripts/perf/proxy/.$1.yaml"
   ./bin/cutover proxy --config "scripts/perf/proxy/.$1.yaml" --run-dir "$tmp/run-$1" >"$tmp/$1.log" 2>"$tmp/$1.err" &
   cutover_pid=$!
   pids+=($cutover_pid)
@@ -82,17 +86,31 @@ start_cutover down 127.0.0.1:9301 127.0.0.1:9399 127.0.0.1:9323 127.0.0.1:9423
 attack "cutover shadow (candidate down)" 127.0.0.1:9323 "$tmp/body100k"
 stop_cutover
 attack "nginx proxy_pass + mirror (800 ms candidate)" 127.0.0.1:9313 "$tmp/body100k"
+start_cutover canary 127.0.0.1:9301 127.0.0.1:9304 127.0.0.1:9326 127.0.0.1:9426 \
+  "mode: canary
+canary: {percent: 50, sticky_by: request, compare_with_legacy: false, state_file: $tmp/canary-state.json}"
+attack "cutover canary 50 % (20 ms candidate)" 127.0.0.1:9326 "$tmp/body100k"
+stop_cutover
+start_cutover fallback 127.0.0.1:9301 127.0.0.1:9306 127.0.0.1:9327 127.0.0.1:9427 \
+  "mode: canary
+canary: {percent: 100, candidate_timeout: 100ms, rollback: {error_rate: 100%}, compare_with_legacy: false, state_file: $tmp/fallback-state.json}"
+attack "cutover canary, hung candidate (fallback)" 127.0.0.1:9327 "$tmp/body100k"
+stop_cutover
 
 row() { grep -F "$1" "$results" | head -1 | awk '{print $(NF-2), $(NF-1)}'; }
 read -r d50 d99 < <(row "upstream directly")
 read -r c50 c99 < <(row "cutover shadow (20 ms")
 read -r s50 s99 < <(row "cutover shadow (800 ms")
 read -r x50 x99 < <(row "cutover shadow (candidate down")
+read -r k50 k99 < <(row "cutover canary 50 %")
+read -r f50 f99 < <(row "cutover canary, hung candidate")
 echo
-awk -v d50="$d50" -v d99="$d99" -v c50="$c50" -v c99="$c99" -v s99="$s99" -v x99="$x99" 'BEGIN {
+awk -v d50="$d50" -v d99="$d99" -v c50="$c50" -v c99="$c99" -v s99="$s99" -v x99="$x99" -v k50="$k50" -v k99="$k99" -v f50="$f50" -v f99="$f99" 'BEGIN {
   printf "cutover added latency over direct: p50 %+.2f ms (target <= 0.5), p99 %+.2f ms (target <= 2)\n", c50-d50, c99-d99
   printf "client p99 with an 800 ms candidate: %+.2f ms vs the fast-candidate case (target within 2)\n", s99-c99
   printf "client p99 with the candidate down:  %+.2f ms vs the fast-candidate case (target within 2)\n", x99-c99
+  printf "canary 50 %% with a healthy candidate: p50 %+.2f ms, p99 %+.2f ms vs shadow (target: p99 no more than shadow)\n", k50-c50, k99-c99
+  printf "fallback after a 100 ms candidate timeout: p50 %.2f ms = timeout + legacy direct p50 %+.2f ms; p99 %+.2f ms over 100 + direct p99\n", f50, f50-100-d50, f99-100-d99
 }'
 
 echo

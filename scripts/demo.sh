@@ -26,31 +26,36 @@ else
 fi
 
 step "simulate: legacy (Rekognition), holysheep (OpenAI-compatible vision LLM), holysheep-classify, gcv, azure"
+# Two processes: the canary phase takes the candidate (holysheep) down on
+# its own to show the fallback and the automatic rollback.
 log=$(mktemp)
-$BIN simulate --config config.yaml --seed 1 >"$log" 2>&1 &
+log2=$(mktemp)
+$BIN simulate --config config.yaml --seed 1 --only legacy,holysheep-classify,gcv,azure >"$log" 2>&1 &
 sim=$!
-trap 'kill $sim 2>/dev/null; wait $sim 2>/dev/null; rm -f "$log"' EXIT
+$BIN simulate --config config.yaml --seed 1 --only holysheep >"$log2" 2>&1 &
+sim2=$!
+trap 'kill $sim $sim2 2>/dev/null; wait $sim $sim2 2>/dev/null; rm -f "$log" "$log2"' EXIT
 for _ in $(seq 100); do
-  [ "$(grep -c "^ready" "$log")" -ge 5 ] && break
-  kill -0 $sim 2>/dev/null || { cat "$log"; exit 1; }
+  [ "$(cat "$log" "$log2" | grep -c "^ready")" -ge 5 ] && break
+  kill -0 $sim 2>/dev/null && kill -0 $sim2 2>/dev/null || { cat "$log" "$log2"; exit 1; }
   sleep 0.1
 done
-cat "$log"
+cat "$log" "$log2"
 
 step "classify 200 fixture images through each provider's real client"
 echo "(the simulated clock starts at 09:30 Asia/Singapore: the legacy API's peak hour)"
 $BIN classify --config config.yaml --n 200 --concurrency 16 --providers legacy,holysheep,holysheep-classify,gcv,azure
 
 step "bench: legacy vs holysheep, open loop at 40 requests/s, paired image by image, 20 s"
-$BIN bench --config config.yaml --providers legacy,holysheep --rate 40 --duration 20s --warmup 2s \
-  --run-dir "out/runs/demo-bench-$(date -u +%Y%m%dT%H%M%SZ)"
+bench_run=out/runs/demo-bench-$(date -u +%Y%m%dT%H%M%SZ)
+$BIN bench --config config.yaml --providers legacy,holysheep --rate 40 --duration 20s --warmup 2s --run-dir "$bench_run"
 
 step "proxy: shadow mode in front of the legacy API, mirroring to holysheep"
 run=out/runs/demo-shadow-$(date -u +%Y%m%dT%H%M%SZ)
 plog=$(mktemp)
 $BIN proxy --config config.yaml --mode shadow --run-dir "$run" >"$plog" 2>"$plog.err" &
 proxy=$!
-trap 'kill $proxy $sim 2>/dev/null; wait $proxy $sim 2>/dev/null; rm -f "$log" "$plog" "$plog.err"' EXIT
+trap 'kill $proxy $sim $sim2 2>/dev/null; wait $proxy $sim $sim2 2>/dev/null; rm -f "$log" "$log2" "$plog" "$plog.err"' EXIT
 for _ in $(seq 100); do
   grep -q '^proxy shadow on' "$plog" && break
   kill -0 $proxy 2>/dev/null || { cat "$plog" "$plog.err"; exit 1; }
@@ -66,5 +71,53 @@ kill -TERM $proxy
 wait $proxy || true
 cat "$plog"
 ls "$run"
+
+step "report: the go/no-go verdict over the bench and shadow runs (exit 0 GO, 10 NO-GO, 11 INCONCLUSIVE)"
+set +e
+$BIN report --config config.yaml --format term "$bench_run" "$run"
+code=$?
+$BIN report --config config.yaml --format html --out out/report.html --hdr-out out/hgrm "$bench_run" "$run"
+set -e
+case $code in 0|10|11) ;; *) exit "$code" ;; esac
+echo "exit code $code; HTML report: out/report.html; percentile spectra: out/hgrm/"
+
+step "canary: the candidate answers 10 %, then 50 %, then 100 % of calls, translated into Rekognition's format"
+echo "(steps and gates: proxy.canary in config.yaml; state in out/canary-state.json; admin API on 127.0.0.1:9091)"
+export CUTOVER_ADMIN_TOKEN=${CUTOVER_ADMIN_TOKEN:-demo-only-admin-token}
+rm -f out/canary-state.json
+canary_run=out/runs/demo-canary-$(date -u +%Y%m%dT%H%M%SZ)
+clog=$(mktemp)
+$BIN proxy --config config.yaml --mode canary --run-dir "$canary_run" >"$clog" 2>"$clog.err" &
+proxy=$!
+trap 'kill $proxy $sim $sim2 2>/dev/null; wait $proxy $sim $sim2 2>/dev/null; rm -f "$log" "$log2" "$plog" "$plog.err" "$clog" "$clog.err"' EXIT
+for _ in $(seq 100); do
+  grep -q '^proxy canary on' "$clog" && break
+  kill -0 $proxy 2>/dev/null || { cat "$clog" "$clog.err"; exit 1; }
+  sleep 0.1
+done
+for round in $(seq 12); do
+  $BIN classify --config config.yaml --n 200 --concurrency 16 --providers legacy-via-proxy >/dev/null
+  $BIN canary --json status >"$clog.state"
+  echo "after $((round * 200)) requests: $($BIN canary status | head -1)"
+  grep -q '"complete": true\|"rolled_back": true' "$clog.state" && break
+done
+$BIN canary status
+
+step "forced failure: the candidate goes down; requests fall back to the legacy and the canary rolls back"
+kill $sim2; wait $sim2 2>/dev/null || true
+$BIN classify --config config.yaml --n 200 --concurrency 16 --providers legacy-via-proxy | tail -3
+sleep 3
+$BIN canary status
+$BIN canary --json status | grep -q '"rolled_back": true' || { echo "the canary did not roll back" >&2; cat "$clog.err" >&2; exit 1; }
+echo "with a wrong admin token, promote is refused:"
+CUTOVER_ADMIN_TOKEN=wrong-token $BIN canary promote || true
+kill -TERM $proxy
+wait $proxy || true
+grep -h 'canary\|breaker' "$clog.err" | sed 's/^time=[^ ]* //' | head -12
+
+step "report over the canary run: the rollout and the rollback on its timeline"
+set +e
+$BIN report --config config.yaml --format term "$canary_run" | sed -n '/^TIMELINE/,$p'
+set -e
 
 step "done: simulators stopped"

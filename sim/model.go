@@ -314,50 +314,18 @@ func (m *Model) wrongAttribute(rng *rand.Rand, k vision.AttributeKind, v string)
 }
 
 func (m *Model) addCategory(res *vision.Result, path string, conf float64) {
-	name := m.Tax.ProviderLabel(m.Format, path)
-	switch config.Format(m.Format) {
-	case config.FormatHolySheep, config.FormatOpenAI:
-		res.Categories = append(res.Categories, vision.Label{Name: name, Confidence: conf})
-	case config.FormatRekognition:
-		parents := m.Tax.ProviderParents(m.Format, path)
-		res.Labels = append(res.Labels, vision.Label{Name: name, Confidence: conf, Parents: parents})
-		for i, p := range parents {
-			if !hasLabel(res.Labels, p) {
-				res.Labels = append(res.Labels, vision.Label{Name: p, Confidence: math.Min(0.999, conf+0.02*float64(i+1)),
-					Parents: parents[i+1:]})
-			}
-		}
-	default:
-		res.Labels = append(res.Labels, vision.Label{Name: name, Confidence: conf})
-	}
-}
-
-func hasLabel(ls []vision.Label, name string) bool {
-	for _, l := range ls {
-		if l.Name == name {
-			return true
-		}
-	}
-	return false
+	m.Tax.AddCategory(res, m.Format, path, conf)
 }
 
 // addColor reports a colour: as a measured RGB (jittered around the palette
 // value) for formats that measure colours, as a named attribute otherwise.
 func (m *Model) addColor(res *vision.Result, name string, conf float64, rng *rand.Rand) {
 	rgb, ok := m.Tax.ColorRGB(name)
-	switch config.Format(m.Format) {
-	case config.FormatRekognition, config.FormatGCV:
-		if !ok {
-			return // "multi" has no single value to measure
-		}
+	if ok && (m.Format == string(config.FormatRekognition) || m.Format == string(config.FormatGCV)) {
 		j := func(v uint8) uint8 { return uint8(max(0, min(255, int(v)+rng.IntN(7)-3))) }
-		c := vision.RGB{R: j(rgb.R), G: j(rgb.G), B: j(rgb.B)}
-		res.Colors = append(res.Colors, vision.Color{R: c.R, G: c.G, B: c.B, Hex: c.Hex(), Fraction: 0.35 + 0.4*conf, Score: conf, Name: name})
-	case config.FormatAzure:
-		res.Colors = append(res.Colors, vision.Color{Hex: "", Name: name, Score: conf})
-	default:
-		res.Attributes = append(res.Attributes, vision.Attribute{Kind: vision.KindColor, Value: name, Confidence: conf})
+		rgb = vision.RGB{R: j(rgb.R), G: j(rgb.G), B: j(rgb.B)}
 	}
+	m.Tax.AddColor(res, m.Format, name, conf, rgb, ok)
 }
 
 // generic answers an image that is not a fixture: one low-confidence

@@ -54,6 +54,8 @@ func commands() map[string]*command {
 		"classify": classifyCmd(),
 		"proxy":    proxyCmd(),
 		"bench":    benchCmd(),
+		"report":   reportCmd(),
+		"canary":   canaryCmd(),
 	}
 }
 
@@ -112,9 +114,12 @@ func Run(ctx context.Context, args []string, env *Env) int {
 	}
 	err := c.run(ctx, env, c.fs.Args())
 	var ue usageError
+	var ec exitCode
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &ec):
+		return int(ec)
 	case errors.As(err, &ue):
 		fmt.Fprintf(env.Stderr, "cutover %s: %v\n\n", args[0], err)
 		printCommandHelp(env.Stderr, args[0], c)
@@ -141,7 +146,7 @@ func printHelp(w io.Writer, cmds map[string]*command) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'cutover <command> -h' for a command's flags and an example.")
-	fmt.Fprintln(w, "Exit codes: 0 ok, 1 runtime error, 2 usage error.")
+	fmt.Fprintln(w, "Exit codes: 0 ok, 1 runtime error, 2 usage error; report: 0 GO, 10 NO-GO, 11 INCONCLUSIVE.")
 }
 
 func printCommandHelp(w io.Writer, name string, c *command) {

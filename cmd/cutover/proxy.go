@@ -21,12 +21,12 @@ import (
 func proxyCmd() *command {
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
 	cfgPath := fs.String("config", "config.yaml", "config file")
-	mode := fs.String("mode", "", "proxy mode: shadow (default: proxy.mode)")
+	mode := fs.String("mode", "", "proxy mode: shadow, canary or cutover (default: proxy.mode)")
 	runDir := fs.String("run-dir", "", "run directory to record into (default: proxy.run_dir, else out/runs/<start>-<mode>)")
 	return &command{
 		fs:      fs,
 		summary: "run the inline proxy: answer from the primary, mirror to the candidate, record both (ca init: make the interception CA)",
-		usage:   "[--config config.yaml] [--mode shadow] [--run-dir DIR] | ca init --out DIR",
+		usage:   "[--config config.yaml] [--mode shadow|canary|cutover] [--run-dir DIR] | ca init --out DIR",
 		example: "cutover proxy --config config.yaml --mode shadow --run-dir out/runs/shadow-1\ncutover proxy ca init --out out/ca",
 		run: func(ctx context.Context, env *Env, args []string) error {
 			if len(args) > 0 {
@@ -40,8 +40,8 @@ func proxyCmd() *command {
 				return err
 			}
 			if *mode != "" {
-				if *mode != "shadow" {
-					return usagef("--mode %q: expected shadow", *mode)
+				if *mode != config.ModeShadow && *mode != config.ModeCanary && *mode != config.ModeCutover {
+					return usagef("--mode %q: expected shadow, canary or cutover", *mode)
 				}
 				l.cfg.Proxy.Mode = *mode
 			}
@@ -60,6 +60,7 @@ func proxyCmd() *command {
 				"max_in_flight": l.cfg.Proxy.Mirror.MaxInFlight, "max_queue_bytes": int64(l.cfg.Proxy.Mirror.MaxQueueBytes),
 				"max_body_bytes": int64(l.cfg.Proxy.Mirror.MaxBodyBytes), "dedupe_window": l.cfg.Proxy.Mirror.DedupeWindow.String(),
 				"max_daily_spend": l.cfg.Proxy.Mirror.MaxDailySpend, "forward": l.cfg.Proxy.Forward.Enabled,
+				"canary": l.cfg.Proxy.Canary, "breaker": l.cfg.Proxy.Breaker,
 			}), recordOptions(l.cfg))
 			if err != nil {
 				return err
