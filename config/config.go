@@ -55,6 +55,9 @@ type Config struct {
 	Report Report `yaml:"report"`
 	// Gates are the go/no-go criteria the report judges the candidate by.
 	Gates Gates `yaml:"gates"`
+	// Pipeline configures `cutover pipeline`: the post-cutover tagging
+	// service and backfills.
+	Pipeline Pipeline `yaml:"pipeline"`
 
 	// File is the path the config was loaded from; Dir its directory.
 	File string `yaml:"-"`

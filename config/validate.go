@@ -36,6 +36,7 @@ func (c *Config) setDefaults() {
 	c.FX["USD"] = 1
 	c.setProxyDefaults()
 	c.setReportDefaults()
+	c.setPipelineDefaults()
 	if c.Prompts == nil {
 		c.Prompts = map[string]*Prompt{}
 	}
@@ -140,6 +141,7 @@ func (c *Config) validate() ErrorList {
 	}
 	v.proxy()
 	v.report()
+	v.pipeline()
 	listens := map[Addr]string{}
 	for _, name := range sortedKeys(c.Simulate) {
 		s := c.Simulate[name]

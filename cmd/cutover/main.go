@@ -56,6 +56,7 @@ func commands() map[string]*command {
 		"bench":    benchCmd(),
 		"report":   reportCmd(),
 		"canary":   canaryCmd(),
+		"pipeline": pipelineCmd(),
 	}
 }
 

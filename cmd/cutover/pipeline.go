@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/pipeline"
+	"github.com/cutover/cutover/vision"
+	"github.com/cutover/cutover/vision/formats"
+)
+
+func pipelineCmd() *command {
+	fs := flag.NewFlagSet("pipeline", flag.ContinueOnError)
+	return &command{
+		fs:      fs,
+		summary: "the post-cutover tagging service and backfills: serve, run, export-fixtures, status",
+		usage:   "serve | run --source DIR|manifest.jsonl|s3://bucket/prefix [--concurrency 64] [--queue nats://…] | export-fixtures --out DIR | status",
+		example: "cutover pipeline serve --config config.yaml\ncutover pipeline run --config config.yaml --source out/fixtures --concurrency 64\ncutover pipeline export-fixtures --config config.yaml --out out/reviewed",
+		run: func(ctx context.Context, env *Env, args []string) error {
+			if len(args) == 0 {
+				return usagef("want a subcommand: serve, run, export-fixtures or status")
+			}
+			sub := flag.NewFlagSet("pipeline "+args[0], flag.ContinueOnError)
+			sub.SetOutput(env.Stderr)
+			cfgPath := sub.String("config", "config.yaml", "config file")
+			switch args[0] {
+			case "serve":
+				listen := sub.String("listen", "", "listen address (default pipeline.serve.listen)")
+				if err := sub.Parse(args[1:]); err != nil {
+					return usagef("%v", err)
+				}
+				return pipelineServe(ctx, env, *cfgPath, *listen)
+			case "run":
+				src := sub.String("source", "", "a folder of images, a manifest.jsonl, or s3://bucket/prefix (required)")
+				conc := sub.Int("concurrency", 64, "images tagged at once")
+				queue := sub.String("queue", "", "nats://host:port: share a JetStream work queue with other workers")
+				s3Endpoint := sub.String("s3-endpoint", "", "S3-compatible endpoint (default $AWS_ENDPOINT_URL_S3, else AWS)")
+				noProgress := sub.Bool("no-progress", false, "no progress bar")
+				if err := sub.Parse(args[1:]); err != nil {
+					return usagef("%v", err)
+				}
+				if *src == "" || *conc < 1 {
+					return usagef("--source is required and --concurrency must be ≥ 1")
+				}
+				return pipelineRun(ctx, env, *cfgPath, *src, *conc, *queue, *s3Endpoint, !*noProgress)
+			case "export-fixtures":
+				out := sub.String("out", "", "folder for manifest.jsonl and images (required)")
+				if err := sub.Parse(args[1:]); err != nil {
+					return usagef("%v", err)
+				}
+				if *out == "" {
+					return usagef("--out is required")
+				}
+				return pipelineExport(ctx, env, *cfgPath, *out)
+			case "status":
+				if err := sub.Parse(args[1:]); err != nil {
+					return usagef("%v", err)
+				}
+				return pipelineStatus(ctx, env, *cfgPath)
+			}
+			return usagef("unknown subcommand %q", args[0])
+		},
+	}
+}
+
+// pipelineEnv is what every pipeline subcommand opens.
+type pipelineEnv struct {
+	cfg    *config.Config
+	tx     *vision.Taxonomy
+	store  *pipeline.Store
+	tagger *pipeline.Tagger
+	log    *slog.Logger
+}
+
+func openPipeline(ctx context.Context, env *Env, path string, needProvider bool) (*pipelineEnv, error) {
+	l, err := loadAll(path, false, env)
+	if err != nil {
+		return nil, err
+	}
+	pc := l.cfg.Pipeline
+	if pc.Provider == "" {
+		return nil, fmt.Errorf("%s has no pipeline section: set pipeline.provider", l.cfg.File)
+	}
+	st, err := pipeline.Open(ctx, pc.Store.URL, l.cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	pe := &pipelineEnv{cfg: l.cfg, tx: l.tx, store: st, log: slog.New(slog.NewTextHandler(env.Stderr, nil))}
+	if needProvider {
+		client, err := formats.NewClient(l.cfg, l.tx, pc.Provider, &http.Client{Transport: vision.DefaultTransport()})
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		pe.tagger = &pipeline.Tagger{Store: st, Rules: pipeline.NewRules(pc.Rules), Tax: l.tx, Client: client, Provider: pc.Provider, Retry: pc.Retry}
+	}
+	return pe, nil
+}
+
+// publisher starts the outbox publisher; stop drains it.
+func (pe *pipelineEnv) publisher(ctx context.Context, env *Env) (stop func(), err error) {
+	sink, err := pipeline.NewSink(ctx, pe.cfg, env.Stdout)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	pub := &pipeline.Publisher{Store: pe.store, Sink: sink, Log: pe.log}
+	go func() { pub.Run(pctx); close(done) }()
+	return func() { cancel(); <-done; sink.Close() }, nil
+}
+
+func pipelineServe(ctx context.Context, env *Env, path, listen string) error {
+	pe, err := openPipeline(ctx, env, path, true)
+	if err != nil {
+		return err
+	}
+	defer pe.store.Close()
+	if n, err := pe.store.FailQueuedJobs(ctx); err == nil && n > 0 {
+		pe.log.Warn("jobs left queued by an earlier process marked failed", "jobs", n)
+	}
+	stopPub, err := pe.publisher(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer stopPub()
+	sc := pe.cfg.Pipeline.Serve
+	if listen == "" {
+		listen = sc.Listen.String()
+	}
+	srv := &pipeline.Server{Tagger: pe.tagger, Store: pe.store, Log: pe.log, MaxBodyBytes: int64(sc.MaxBodyBytes),
+		FetchTimeout: sc.FetchTimeout.D(), Workers: sc.Workers, ImagesDir: pe.cfg.Path(pe.cfg.Pipeline.ImagesDir)}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("pipeline.serve.listen: %w", err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute}
+	go hs.Serve(ln)
+	fmt.Fprintf(env.Stdout, "pipeline serving on http://%s (provider %s, store %s, events %s)\n", ln.Addr(), pe.cfg.Pipeline.Provider,
+		pe.store.Dialect(), pe.cfg.Pipeline.Events.Sink)
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = hs.Shutdown(sctx)
+	return errors.Join(err, srv.Close(sctx))
+}
+
+func pipelineRun(ctx context.Context, env *Env, path, source string, conc int, queue, s3Endpoint string, progress bool) error {
+	pe, err := openPipeline(ctx, env, path, true)
+	if err != nil {
+		return err
+	}
+	defer pe.store.Close()
+	presign := pe.cfg.Providers[pe.cfg.Pipeline.Provider].Format == config.FormatHolySheep
+	src, err := pipeline.OpenSource(ctx, source, pipeline.S3Options{Endpoint: s3Endpoint, PresignURLs: presign})
+	if err != nil {
+		return err
+	}
+	stopPub, err := pe.publisher(ctx, env)
+	if err != nil {
+		return err
+	}
+	var st pipeline.BackfillStats
+	var runErr error
+	if queue != "" {
+		q, err := pipeline.OpenQueue(ctx, queue, pe.cfg.Pipeline.Queue, pe.cfg.Pipeline.Retry.MaxAttempts)
+		if err != nil {
+			stopPub()
+			return err
+		}
+		items, err := src.Items(ctx)
+		if err == nil {
+			err = q.Enqueue(ctx, items, pe.tagger.Rules.Version())
+		}
+		if err != nil {
+			q.Close()
+			stopPub()
+			return err
+		}
+		st, runErr = q.Work(ctx, src, pe.tagger, conc, 2*time.Second, pe.log)
+		st.Items = len(items)
+		q.Close()
+	} else {
+		var bar *os.File
+		if progress {
+			bar = os.Stderr
+		}
+		st, runErr = pipeline.Backfill(ctx, src, pe.tagger, conc, barWriter(bar))
+	}
+	stopPub() // drains the outbox
+	c, _ := pe.store.Counts(context.Background())
+	fmt.Fprintf(env.Stderr, "backfill %s: %d items: %d tagged now, %d done before, %d dead-lettered, in %s (%.0f images/s); store: %d versions, %d events delivered of %d, %d review items pending, %d dead letters\n",
+		src.Name(), st.Items, st.Tagged, st.Skipped, st.Dead, st.Elapsed.Round(time.Millisecond), float64(st.Tagged)/max(st.Elapsed.Seconds(), 1e-9),
+		c.Versions, c.Delivered, c.Events, c.Review, c.DeadLetters)
+	return runErr
+}
+
+// barWriter returns nil (no bar) for a nil file.
+func barWriter(f *os.File) interface{ Write([]byte) (int, error) } {
+	if f == nil {
+		return nil
+	}
+	return f
+}
+
+func pipelineExport(ctx context.Context, env *Env, path, out string) error {
+	pe, err := openPipeline(ctx, env, path, false)
+	if err != nil {
+		return err
+	}
+	defer pe.store.Close()
+	n, missing, err := pipeline.ExportFixtures(ctx, pe.store, pe.cfg.Path(pe.cfg.Pipeline.ImagesDir), out, pe.tx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "exported %d human corrections as labelled fixtures in %s", n, out)
+	if missing > 0 {
+		fmt.Fprintf(env.Stdout, " (%d without a kept image skipped)", missing)
+	}
+	fmt.Fprintln(env.Stdout)
+	return nil
+}
+
+func pipelineStatus(ctx context.Context, env *Env, path string) error {
+	pe, err := openPipeline(ctx, env, path, false)
+	if err != nil {
+		return err
+	}
+	defer pe.store.Close()
+	c, err := pe.store.Counts(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "store %s: %d products, %d tag versions, %d events (%d delivered), %d review items pending, %d dead letters\n",
+		pe.store.Dialect(), c.Products, c.Versions, c.Events, c.Delivered, c.Review, c.DeadLetters)
+	dl, err := pe.store.DeadLetters(ctx)
+	for _, d := range dl {
+		fmt.Fprintf(env.Stdout, "dead letter %v after %v attempts: %s\n", d["item_key"], d["attempts"], strings.TrimSpace(fmt.Sprint(d["last_error"])))
+	}
+	return err
+}

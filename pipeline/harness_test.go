@@ -1,0 +1,137 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/testimg"
+	"github.com/cutover/cutover/sim"
+	"github.com/cutover/cutover/vision"
+	"github.com/cutover/cutover/vision/formats"
+)
+
+var (
+	taxOnce sync.Once
+	taxV    *vision.Taxonomy
+)
+
+func taxonomy(t testing.TB) *vision.Taxonomy {
+	taxOnce.Do(func() {
+		var err error
+		if taxV, err = vision.LoadTaxonomy(filepath.Join(srcDir, "..", "taxonomy.yaml")); err != nil {
+			panic(err)
+		}
+	})
+	return taxV
+}
+
+var srcDir, _ = os.Getwd()
+
+// provider serves a simulated holysheep classify API in process (time
+// scale 0 unless the profile says otherwise); wrap may intercept requests.
+func provider(t testing.TB, profile string, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	if profile == "" {
+		profile = "{latency: {median: 1ms, p99: 2ms}}"
+	}
+	sc, err := config.Parse("sim.yaml", []byte(fmt.Sprintf(`simulate:
+  hs: {format: holysheep, listen: "127.0.0.1:0", credentials: {api_key: k-test}, profile: %s}`, profile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := sim.NewModel("hs", sc.Simulate["hs"], taxonomy(t), nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sim.NewServer(m, sc.Simulate["hs"], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h http.Handler = s
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// testConfig is a pipeline config with provider at url and the store at storeURL.
+func testConfig(t testing.TB, url, storeURL, extra string) *config.Config {
+	t.Helper()
+	y := fmt.Sprintf(`taxonomy: %s
+providers:
+  hs: {format: holysheep, base_url: "%s", credentials: {api_key: k-test}, timeout: 5s}
+pipeline:
+  provider: hs
+  store: {url: "%s"}
+  retry: {max_attempts: 5, base_delay: 1ms, max_delay: 20ms}
+%s
+`, filepath.Join(srcDir, "..", "taxonomy.yaml"), url, storeURL, extra)
+	dir := t.TempDir()
+	cfg, err := config.Parse(filepath.Join(dir, "config.yaml"), []byte(y))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, y)
+	}
+	return cfg
+}
+
+func newTagger(t testing.TB, cfg *config.Config, st *Store) *Tagger {
+	t.Helper()
+	client, err := formats.NewClient(cfg, taxonomy(t), cfg.Pipeline.Provider, &http.Client{Transport: vision.DefaultTransport()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Tagger{Store: st, Rules: NewRules(cfg.Pipeline.Rules), Tax: taxonomy(t), Client: client, Provider: cfg.Pipeline.Provider, Retry: cfg.Pipeline.Retry}
+}
+
+// imageDir writes n small distinct PNGs as p00000.png … and returns the folder.
+func imageDir(t testing.TB, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("p%05d.png", i)), testimg.PNG(8, 8, uint64(i)+1), 0o644)
+		}()
+	}
+	wg.Wait()
+	return dir
+}
+
+func waitFor(t testing.TB, d time.Duration, cond func() bool) bool {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return cond()
+}
+
+var _ = context.Background
+
+// reRequest gives a handler r with body restored.
+func reRequest(r *http.Request, body []byte) *http.Request {
+	r2 := r.Clone(r.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	r2.ContentLength = int64(len(body))
+	return r2
+}

@@ -1,0 +1,601 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+)
+
+// ErrNotFound is returned for an unknown product, job or review item.
+var ErrNotFound = errors.New("not found")
+
+// Version is one version of a product's tags.
+type Version struct {
+	ProductID    string    `json:"product_id"`
+	Version      int       `json:"version"`
+	ImageSHA256  string    `json:"image_sha256"`
+	RulesVersion string    `json:"rules_version"`
+	// Source is the provider that tagged the image, or "review" for a
+	// human decision.
+	Source    string    `json:"source"`
+	Tags      []Tag     `json:"tags"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Event is a product_tags_updated event as the outbox holds and delivers it.
+type Event struct {
+	// ID is stable: redeliveries of one event carry the same id, for
+	// consumers to de-duplicate.
+	ID         string    `json:"event_id"`
+	Type       string    `json:"event_type"`
+	ProductID  string    `json:"product_id"`
+	Version    int       `json:"version"`
+	Categories []string  `json:"tag_categories"`
+	Tags       []Tag     `json:"tags"`
+	Source     string    `json:"source"`
+	Timestamp  time.Time `json:"timestamp"`
+}
+
+// ReviewItem is a LOW tag waiting for a human.
+type ReviewItem struct {
+	ID          int64      `json:"id"`
+	ProductID   string     `json:"product_id"`
+	Version     int        `json:"version"`
+	ImageSHA256 string     `json:"image_sha256"`
+	Tag         Tag        `json:"tag"`
+	Status      string     `json:"status"` // pending, accepted, rejected, corrected
+	Correction  *Tag       `json:"correction,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ResolvedAt  *time.Time `json:"resolved_at,omitempty"`
+}
+
+// Job is an asynchronous tagging request.
+type Job struct {
+	ID        string    `json:"job_id"`
+	ProductID string    `json:"product_id"`
+	Status    string    `json:"status"` // queued, running, done, failed
+	Error     string    `json:"error,omitempty"`
+	Version   int       `json:"version,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// OutboxRow is an event waiting for delivery.
+type OutboxRow struct {
+	Seq   int64
+	Event Event
+}
+
+// Store is the tag store over database/sql, with one schema and one set
+// of versioned migrations for SQLite and PostgreSQL (the SQL differs only
+// in placeholders and the id column).
+type Store struct {
+	db      *sql.DB
+	dialect string // sqlite or postgres
+	// writeMu serialises SQLite writers (one writer at a time is SQLite's
+	// rule; waiting here is cheaper than SQLITE_BUSY retries).
+	writeMu sync.Mutex
+}
+
+// Open connects to url (sqlite://PATH or postgres://…) and migrates. A
+// relative SQLite path is relative to base.
+func Open(ctx context.Context, rawURL, base string) (*Store, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline.store.url: %w", err)
+	}
+	var s *Store
+	switch u.Scheme {
+	case "sqlite":
+		path := strings.TrimPrefix(rawURL, "sqlite://")
+		if !filepath.IsAbs(path) && base != "" {
+			path = filepath.Join(base, path)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, err
+		}
+		dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
+		db, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, err
+		}
+		db.SetMaxOpenConns(8)
+		s = &Store{db: db, dialect: "sqlite"}
+	case "postgres", "postgresql":
+		db, err := sql.Open("pgx", rawURL)
+		if err != nil {
+			return nil, err
+		}
+		db.SetMaxOpenConns(32)
+		db.SetMaxIdleConns(32)
+		s = &Store{db: db, dialect: "postgres"}
+	default:
+		return nil, fmt.Errorf("pipeline.store.url %q: expected sqlite://PATH or postgres://…", rawURL)
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("opening the %s store: %w", s.dialect, err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Dialect is sqlite or postgres.
+func (s *Store) Dialect() string { return s.dialect }
+
+// q rewrites ? placeholders to $n for PostgreSQL.
+func (s *Store) q(query string) string {
+	if s.dialect != "postgres" {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// migrations are applied in order, each once, recorded in schema_migrations.
+// {{id}} is the auto-increment primary key of the dialect.
+var migrations = []string{
+	// 1: products, versions, outbox, review, jobs, dead letters.
+	`CREATE TABLE products (
+		id TEXT PRIMARY KEY,
+		current_version INTEGER NOT NULL DEFAULT 0,
+		updated_at TEXT NOT NULL
+	);
+	CREATE TABLE tag_versions (
+		id {{id}},
+		product_id TEXT NOT NULL REFERENCES products(id),
+		version INTEGER NOT NULL,
+		image_sha256 TEXT NOT NULL,
+		rules_version TEXT NOT NULL,
+		source TEXT NOT NULL,
+		tags TEXT NOT NULL,
+		idem_key TEXT UNIQUE,
+		created_at TEXT NOT NULL,
+		UNIQUE (product_id, version)
+	);
+	CREATE TABLE outbox (
+		seq {{id}},
+		event_id TEXT NOT NULL UNIQUE,
+		payload TEXT NOT NULL,
+		created_at TEXT NOT NULL,
+		delivered_at TEXT
+	);
+	CREATE INDEX outbox_pending ON outbox (delivered_at, seq);
+	CREATE TABLE review_items (
+		id {{id}},
+		product_id TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		image_sha256 TEXT NOT NULL,
+		tag TEXT NOT NULL,
+		status TEXT NOT NULL,
+		correction TEXT,
+		created_at TEXT NOT NULL,
+		resolved_at TEXT
+	);
+	CREATE INDEX review_status ON review_items (status, id);
+	CREATE TABLE jobs (
+		id TEXT PRIMARY KEY,
+		product_id TEXT NOT NULL,
+		status TEXT NOT NULL,
+		error TEXT NOT NULL DEFAULT '',
+		version INTEGER NOT NULL DEFAULT 0,
+		created_at TEXT NOT NULL,
+		updated_at TEXT NOT NULL
+	);
+	CREATE TABLE dead_letters (
+		item_key TEXT PRIMARY KEY,
+		product_id TEXT NOT NULL,
+		source TEXT NOT NULL,
+		attempts INTEGER NOT NULL,
+		last_error TEXT NOT NULL,
+		created_at TEXT NOT NULL
+	)`,
+}
+
+// Migrate applies the migrations not yet applied, each in a transaction.
+func (s *Store) Migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("migrating: %w", err)
+	}
+	if s.dialect == "postgres" {
+		// Several workers may start at once: one migrates, the others wait.
+		if _, err := s.db.ExecContext(ctx, `SELECT pg_advisory_lock(7262730)`); err != nil {
+			return fmt.Errorf("migrating: %w", err)
+		}
+		defer s.db.ExecContext(context.Background(), `SELECT pg_advisory_unlock(7262730)`)
+	}
+	for i, m := range migrations {
+		v := i + 1
+		var n int
+		if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), v).Scan(&n); err != nil {
+			return fmt.Errorf("migrating: %w", err)
+		}
+		if n > 0 {
+			continue
+		}
+		id := "INTEGER PRIMARY KEY AUTOINCREMENT"
+		if s.dialect == "postgres" {
+			id = "BIGSERIAL PRIMARY KEY"
+		}
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		for _, stmt := range strings.Split(strings.ReplaceAll(m, "{{id}}", id), ";") {
+			if strings.TrimSpace(stmt) == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), v, now()); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+// IdemKey is the idempotency key of a write: (product, image, rules).
+func IdemKey(productID, sha, rulesVersion string) string {
+	return productID + "|" + sha + "|" + rulesVersion
+}
+
+// eventID derives a stable event id from what the event announces.
+func eventID(productID string, version int) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("product_tags_updated|%s|%d", productID, version)))
+	return hex.EncodeToString(h[:16])
+}
+
+// tx runs fn in a transaction, serialising writers on SQLite, retrying
+// serialisation conflicts a few times.
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if s.dialect == "sqlite" {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		var tx *sql.Tx
+		tx, err = s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err = fn(tx); err != nil {
+			tx.Rollback()
+			if isConflict(err) {
+				continue
+			}
+			return err
+		}
+		if err = tx.Commit(); err != nil {
+			if isConflict(err) {
+				continue
+			}
+			return err
+		}
+		return nil
+	}
+	return err
+}
+
+func isConflict(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "40001") || strings.Contains(s, "40P01") || strings.Contains(s, "SQLITE_BUSY") || strings.Contains(s, "database is locked")
+}
+
+// Commit writes one image's tagging as the product's next version, its
+// product_tags_updated event into the outbox and its LOW tags into the
+// review queue, in one transaction. It is idempotent on (product, image,
+// rules version): a second commit of the same key returns the version the
+// first wrote and created false.
+func (s *Store) Commit(ctx context.Context, productID, sha, rulesVersion, source string, t Tagging) (v Version, created bool, err error) {
+	key := IdemKey(productID, sha, rulesVersion)
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		var existing int
+		switch err := tx.QueryRowContext(ctx, s.q(`SELECT version FROM tag_versions WHERE idem_key = ?`), key).Scan(&existing); {
+		case err == nil:
+			v, created = Version{ProductID: productID, Version: existing, ImageSHA256: sha, RulesVersion: rulesVersion, Source: source, Tags: t.Tags}, false
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		ver, err := s.insertVersion(ctx, tx, productID, sha, rulesVersion, source, t.Tags, &key)
+		if err != nil {
+			return err
+		}
+		for _, r := range t.Review {
+			b, _ := json.Marshal(r)
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO review_items (product_id, version, image_sha256, tag, status, created_at) VALUES (?, ?, ?, ?, 'pending', ?)`),
+				productID, ver.Version, sha, string(b), now()); err != nil {
+				return err
+			}
+		}
+		v, created = ver, true
+		return nil
+	})
+	return v, created, err
+}
+
+// insertVersion bumps the product's version (the row lock serialises
+// writers of one product on PostgreSQL), writes the version and its event.
+func (s *Store) insertVersion(ctx context.Context, tx *sql.Tx, productID, sha, rulesVersion, source string, tags []Tag, key *string) (Version, error) {
+	ts := now()
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO products (id, current_version, updated_at) VALUES (?, 0, ?) ON CONFLICT (id) DO NOTHING`), productID, ts); err != nil {
+		return Version{}, err
+	}
+	var ver int
+	if err := tx.QueryRowContext(ctx, s.q(`UPDATE products SET current_version = current_version + 1, updated_at = ? WHERE id = ? RETURNING current_version`), ts, productID).Scan(&ver); err != nil {
+		return Version{}, err
+	}
+	if tags == nil {
+		tags = []Tag{}
+	}
+	tb, _ := json.Marshal(tags)
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO tag_versions (product_id, version, image_sha256, rules_version, source, tags, idem_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		productID, ver, sha, rulesVersion, source, string(tb), key, ts); err != nil {
+		return Version{}, err
+	}
+	v := Version{ProductID: productID, Version: ver, ImageSHA256: sha, RulesVersion: rulesVersion, Source: source, Tags: tags, CreatedAt: parseTime(ts)}
+	ev := Event{ID: eventID(productID, ver), Type: "product_tags_updated", ProductID: productID, Version: ver, Tags: tags, Source: source, Timestamp: v.CreatedAt, Categories: []string{}}
+	for _, t := range tags {
+		ev.Categories = append(ev.Categories, t.Category)
+	}
+	eb, _ := json.Marshal(ev)
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO outbox (event_id, payload, created_at) VALUES (?, ?, ?)`), ev.ID, string(eb), ts); err != nil {
+		return Version{}, err
+	}
+	return v, nil
+}
+
+// Done reports whether (product, image, rules) has been committed or dead-lettered.
+func (s *Store) Done(ctx context.Context, key string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT (SELECT COUNT(*) FROM tag_versions WHERE idem_key = ?) + (SELECT COUNT(*) FROM dead_letters WHERE item_key = ?)`), key, key).Scan(&n)
+	return n > 0, err
+}
+
+// Current returns a product's current tags, or ErrNotFound.
+func (s *Store) Current(ctx context.Context, productID string) (Version, error) {
+	vs, err := s.versions(ctx, productID, true)
+	if err != nil {
+		return Version{}, err
+	}
+	return vs[0], nil
+}
+
+// History returns every version of a product's tags, newest first.
+func (s *Store) History(ctx context.Context, productID string) ([]Version, error) {
+	return s.versions(ctx, productID, false)
+}
+
+func (s *Store) versions(ctx context.Context, productID string, onlyCurrent bool) ([]Version, error) {
+	q := `SELECT version, image_sha256, rules_version, source, tags, created_at FROM tag_versions WHERE product_id = ? ORDER BY version DESC`
+	if onlyCurrent {
+		q += ` LIMIT 1`
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(q), productID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Version
+	for rows.Next() {
+		v := Version{ProductID: productID}
+		var tags, created string
+		if err := rows.Scan(&v.Version, &v.ImageSHA256, &v.RulesVersion, &v.Source, &tags, &created); err != nil {
+			return nil, err
+		}
+		json.Unmarshal([]byte(tags), &v.Tags)
+		v.CreatedAt = parseTime(created)
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, ErrNotFound
+	}
+	return out, nil
+}
+
+// Pending returns up to limit undelivered events, oldest first.
+func (s *Store) Pending(ctx context.Context, limit int) ([]OutboxRow, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT seq, payload FROM outbox WHERE delivered_at IS NULL ORDER BY seq LIMIT ?`), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []OutboxRow
+	for rows.Next() {
+		var r OutboxRow
+		var payload string
+		if err := rows.Scan(&r.Seq, &payload); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(payload), &r.Event); err != nil {
+			return nil, fmt.Errorf("outbox row %d: %w", r.Seq, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// DeliverPending hands up to limit undelivered events to deliver and marks
+// them delivered when it returns nil. On PostgreSQL the rows are claimed
+// with FOR UPDATE SKIP LOCKED for the delivery, so that publishers of
+// several workers deliver disjoint batches; on SQLite (one process) they
+// are read, delivered and then marked.
+func (s *Store) DeliverPending(ctx context.Context, limit int, deliver func([]Event) error) (int, error) {
+	if s.dialect != "postgres" {
+		rows, err := s.Pending(ctx, limit)
+		if err != nil || len(rows) == 0 {
+			return 0, err
+		}
+		events, seqs := splitRows(rows)
+		if err := deliver(events); err != nil {
+			return 0, err
+		}
+		return len(rows), s.MarkDelivered(ctx, seqs)
+	}
+	n := 0
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rs, err := tx.QueryContext(ctx, `SELECT seq, payload FROM outbox WHERE delivered_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, limit)
+		if err != nil {
+			return err
+		}
+		var rows []OutboxRow
+		for rs.Next() {
+			var r OutboxRow
+			var payload string
+			if err := rs.Scan(&r.Seq, &payload); err != nil {
+				rs.Close()
+				return err
+			}
+			if err := json.Unmarshal([]byte(payload), &r.Event); err != nil {
+				rs.Close()
+				return fmt.Errorf("outbox row %d: %w", r.Seq, err)
+			}
+			rows = append(rows, r)
+		}
+		rs.Close()
+		if len(rows) == 0 {
+			return nil
+		}
+		events, seqs := splitRows(rows)
+		if err := deliver(events); err != nil {
+			return err
+		}
+		ts := now()
+		for _, seq := range seqs {
+			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET delivered_at = $1 WHERE seq = $2`, ts, seq); err != nil {
+				return err
+			}
+		}
+		n = len(rows)
+		return nil
+	})
+	return n, err
+}
+
+func splitRows(rows []OutboxRow) ([]Event, []int64) {
+	events := make([]Event, len(rows))
+	seqs := make([]int64, len(rows))
+	for i, r := range rows {
+		events[i], seqs[i] = r.Event, r.Seq
+	}
+	return events, seqs
+}
+
+// MarkDelivered records that the events up to these seqs were delivered.
+func (s *Store) MarkDelivered(ctx context.Context, seqs []int64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		ts := now()
+		for _, seq := range seqs {
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET delivered_at = ? WHERE seq = ?`), ts, seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Counts are the store's totals, for tests, benchmarks and the CLI.
+type Counts struct {
+	Products, Versions, Events, Delivered, Review, DeadLetters int64
+}
+
+// Counts returns the totals.
+func (s *Store) Counts(ctx context.Context) (Counts, error) {
+	var c Counts
+	err := s.db.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM products), (SELECT COUNT(*) FROM tag_versions), (SELECT COUNT(*) FROM outbox),
+		(SELECT COUNT(*) FROM outbox WHERE delivered_at IS NOT NULL), (SELECT COUNT(*) FROM review_items WHERE status = 'pending'),
+		(SELECT COUNT(*) FROM dead_letters)`).Scan(&c.Products, &c.Versions, &c.Events, &c.Delivered, &c.Review, &c.DeadLetters)
+	return c, err
+}
+
+// DeadLetter records an item that failed max_attempts times.
+func (s *Store) DeadLetter(ctx context.Context, key, productID, source string, attempts int, lastErr string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO dead_letters (item_key, product_id, source, attempts, last_error, created_at) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (item_key) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error`), key, productID, source, attempts, lastErr, now())
+		return err
+	})
+}
+
+// DeadLetters lists the dead-lettered items.
+func (s *Store) DeadLetters(ctx context.Context) ([]map[string]any, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT item_key, product_id, source, attempts, last_error, created_at FROM dead_letters ORDER BY created_at`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []map[string]any
+	for rows.Next() {
+		var key, pid, src, lastErr, created string
+		var attempts int
+		if err := rows.Scan(&key, &pid, &src, &attempts, &lastErr, &created); err != nil {
+			return nil, err
+		}
+		out = append(out, map[string]any{"item_key": key, "product_id": pid, "source": src, "attempts": attempts, "last_error": lastErr, "created_at": created})
+	}
+	return out, rows.Err()
+}
+
+// versionByKey returns the version an idempotency key wrote.
+func (s *Store) versionByKey(ctx context.Context, key string) (Version, error) {
+	var v Version
+	var tags, created string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT product_id, version, image_sha256, rules_version, source, tags, created_at FROM tag_versions WHERE idem_key = ?`), key).
+		Scan(&v.ProductID, &v.Version, &v.ImageSHA256, &v.RulesVersion, &v.Source, &tags, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, ErrNotFound // dead-lettered, not tagged
+	}
+	json.Unmarshal([]byte(tags), &v.Tags)
+	v.CreatedAt = parseTime(created)
+	return v, err
+}
