@@ -4,20 +4,22 @@ GO ?= go
 BIN := bin/cutover
 FIXTURES := out/fixtures
 
-.PHONY: build test demo bench-sim bench-proxy bench-bench bench-report fuzz fixtures clean
+.PHONY: build test demo bench-sim bench-proxy bench-bench bench-report bench-pipeline fuzz fixtures clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cutover
 
 # vet + the race-enabled test suite (what CI runs), then the timing tests
 # again without -race (the race detector distorts what they measure), and
-# the canary fault test at its full 2,000 requests a fault.
+# the canary fault test (2,000 requests a fault) and the pipeline crash
+# tests (20,000 items) at full size.
 TIMING_TESTS := TestKnownDistribution|TestStallCorrected|TestFixedRate
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run '$(TIMING_TESTS)' ./bench
 	$(GO) test -count=1 -run 'TestCanaryCandidateFaults' ./proxy
+	$(GO) test -count=1 -run 'TestCrashSafety|TestQueueCrashSafety' ./pipeline
 
 # The offline story on simulators: fixtures, simulated legacy and candidate,
 # 200 labelled images through each provider's real client, a summary table.
@@ -51,3 +53,8 @@ bench-bench:
 # cutover report over 1,000,000 observations: wall time and peak RSS.
 bench-report:
 	./scripts/bench-report.sh
+
+# cutover pipeline run throughput: SQLite and PostgreSQL at time scale 0,
+# and against the 180 ms HolySheep profile at concurrency 64.
+bench-pipeline:
+	./scripts/bench-pipeline.sh

@@ -103,12 +103,7 @@ func (t *Tagger) tagItem(ctx context.Context, src Source, it Item) (string, erro
 		return "dead", t.Store.DeadLetter(ctx, key, it.ProductID, src.Name(), 1, err.Error())
 	}
 	key := IdemKey(it.ProductID, img.SHA256, t.Rules.Version())
-	if done, err := t.Store.Done(ctx, key); err != nil {
-		return "", err
-	} else if done {
-		return "skipped", nil
-	}
-	res, err := t.Tag(ctx, it.ProductID, img)
+	res, err := t.Tag(ctx, it.ProductID, img) // skips items already done
 	switch {
 	case err == nil && res.Created:
 		return "tagged", nil

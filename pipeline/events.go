@@ -184,6 +184,8 @@ type Publisher struct {
 	Interval time.Duration
 	// Batch is the most events delivered at once. Default 256.
 	Batch int
+	// FinalDrain bounds the last drain after ctx ends. Default 10s.
+	FinalDrain time.Duration
 }
 
 // Drain delivers everything pending now and returns how many it delivered.
@@ -203,8 +205,8 @@ func (p *Publisher) Drain(ctx context.Context) (int, error) {
 }
 
 // Run drains the outbox until ctx ends, backing off after sink errors,
-// then drains once more (bounded by 10 s) so that a clean shutdown leaves
-// nothing behind.
+// then drains once more (bounded by FinalDrain, default 10 s) so that a
+// clean shutdown leaves nothing behind.
 func (p *Publisher) Run(ctx context.Context) {
 	iv := p.Interval
 	if iv <= 0 {
@@ -224,7 +226,11 @@ func (p *Publisher) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			fd := p.FinalDrain
+			if fd <= 0 {
+				fd = 10 * time.Second
+			}
+			dctx, cancel := context.WithTimeout(context.Background(), fd)
 			p.Drain(dctx)
 			cancel()
 			return

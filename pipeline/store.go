@@ -88,6 +88,11 @@ type Store struct {
 	// writeMu serialises SQLite writers (one writer at a time is SQLite's
 	// rule; waiting here is cheaper than SQLITE_BUSY retries).
 	writeMu sync.Mutex
+	// commits feed the group committer.
+	commits       chan *commitReq
+	closed        chan struct{}
+	committerDone chan struct{}
+	closeOnce     sync.Once
 }
 
 // Open connects to url (sqlite://PATH or postgres://…) and migrates. A
@@ -133,11 +138,19 @@ func Open(ctx context.Context, rawURL, base string) (*Store, error) {
 		s.db.Close()
 		return nil, err
 	}
+	s.commits, s.closed, s.committerDone = make(chan *commitReq, 256), make(chan struct{}), make(chan struct{})
+	go s.committer()
 	return s, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close finishes the queued commits and closes the database.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		<-s.committerDone
+	})
+	return s.db.Close()
+}
 
 // Dialect is sqlite or postgres.
 func (s *Store) Dialect() string { return s.dialect }
@@ -329,43 +342,163 @@ func isConflict(err error) bool {
 // review queue, in one transaction. It is idempotent on (product, image,
 // rules version): a second commit of the same key returns the version the
 // first wrote and created false.
-func (s *Store) Commit(ctx context.Context, productID, sha, rulesVersion, source string, t Tagging) (v Version, created bool, err error) {
-	key := IdemKey(productID, sha, rulesVersion)
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		var existing int
-		switch err := tx.QueryRowContext(ctx, s.q(`SELECT version FROM tag_versions WHERE idem_key = ?`), key).Scan(&existing); {
-		case err == nil:
-			v, created = Version{ProductID: productID, Version: existing, ImageSHA256: sha, RulesVersion: rulesVersion, Source: source, Tags: t.Tags}, false
-			return nil
-		case !errors.Is(err, sql.ErrNoRows):
+//
+// On SQLite, concurrent commits are grouped: a committer writes up to 128
+// waiting commits in one transaction (one fsync instead of 128; a commit
+// that finds the committer idle goes alone). If a group fails, each of its
+// commits is retried on its own, so one bad commit never fails another.
+func (s *Store) Commit(ctx context.Context, productID, sha, rulesVersion, source string, t Tagging) (Version, bool, error) {
+	req := &commitReq{productID: productID, sha: sha, rules: rulesVersion, source: source, t: t, done: make(chan commitRes, 1)}
+	if s.dialect == "postgres" {
+		// PostgreSQL commits concurrent transactions in parallel and
+		// groups their WAL flushes itself: no client-side grouping. The
+		// idempotency check is the unique idem_key itself (one round trip
+		// fewer than a SELECT first): a duplicate rolls back and reads the
+		// version the first commit wrote.
+		var v Version
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			var err error
+			v, err = s.insertTx(ctx, tx, req)
 			return err
+		})
+		if err != nil && strings.Contains(err.Error(), "23505") && strings.Contains(err.Error(), "idem_key") {
+			v, err = s.versionByKey(ctx, IdemKey(productID, sha, rulesVersion))
+			return v, false, err
 		}
-		ver, err := s.insertVersion(ctx, tx, productID, sha, rulesVersion, source, t.Tags, &key)
-		if err != nil {
-			return err
+		return v, err == nil, err
+	}
+	select {
+	case s.commits <- req:
+	case <-ctx.Done():
+		return Version{}, false, ctx.Err()
+	case <-s.closed:
+		return Version{}, false, errors.New("the store is closed")
+	}
+	select {
+	case r := <-req.done:
+		return r.v, r.created, r.err
+	case <-s.committerDone:
+		select {
+		case r := <-req.done:
+			return r.v, r.created, r.err
+		default:
+			return Version{}, false, errors.New("the store is closed")
 		}
-		for _, r := range t.Review {
-			b, _ := json.Marshal(r)
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO review_items (product_id, version, image_sha256, tag, status, created_at) VALUES (?, ?, ?, ?, 'pending', ?)`),
-				productID, ver.Version, sha, string(b), now()); err != nil {
-				return err
+	case <-ctx.Done():
+		// Queued: it may still commit; a retry is idempotent.
+		return Version{}, false, ctx.Err()
+	}
+}
+
+type commitReq struct {
+	productID, sha, rules, source string
+	t                             Tagging
+	done                          chan commitRes
+}
+
+type commitRes struct {
+	v       Version
+	created bool
+	err     error
+}
+
+// committer groups the commits waiting in s.commits into transactions.
+func (s *Store) committer() {
+	defer close(s.committerDone)
+	const maxGroup = 128
+	for {
+		var first *commitReq
+		select {
+		case first = <-s.commits:
+		case <-s.closed:
+			select {
+			case first = <-s.commits: // finish what was queued
+			default:
+				return
 			}
 		}
-		v, created = ver, true
-		return nil
-	})
-	return v, created, err
+		group := []*commitReq{first}
+	collect:
+		for len(group) < maxGroup {
+			select {
+			case r := <-s.commits:
+				group = append(group, r)
+			default:
+				break collect
+			}
+		}
+		ctx := context.Background()
+		results := make([]commitRes, len(group))
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			for i, r := range group {
+				v, created, err := s.commitTx(ctx, tx, r)
+				if err != nil {
+					return err
+				}
+				results[i] = commitRes{v: v, created: created}
+			}
+			return nil
+		})
+		if err != nil && len(group) > 1 {
+			for i, r := range group {
+				results[i] = commitRes{}
+				results[i].err = s.tx(ctx, func(tx *sql.Tx) error {
+					v, created, err := s.commitTx(ctx, tx, r)
+					results[i].v, results[i].created = v, created
+					return err
+				})
+			}
+		} else if err != nil {
+			results[0].err = err
+		}
+		for i, r := range group {
+			r.done <- results[i]
+		}
+	}
+}
+
+// commitTx is one commit inside a transaction.
+func (s *Store) commitTx(ctx context.Context, tx *sql.Tx, r *commitReq) (Version, bool, error) {
+	key := IdemKey(r.productID, r.sha, r.rules)
+	var existing int
+	switch err := tx.QueryRowContext(ctx, s.q(`SELECT version FROM tag_versions WHERE idem_key = ?`), key).Scan(&existing); {
+	case err == nil:
+		return Version{ProductID: r.productID, Version: existing, ImageSHA256: r.sha, RulesVersion: r.rules, Source: r.source, Tags: r.t.Tags}, false, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return Version{}, false, err
+	}
+	ver, err := s.insertTx(ctx, tx, r)
+	return ver, err == nil, err
+}
+
+// insertTx writes a new version with its event and review items.
+func (s *Store) insertTx(ctx context.Context, tx *sql.Tx, r *commitReq) (Version, error) {
+	key := IdemKey(r.productID, r.sha, r.rules)
+	ver, err := s.insertVersion(ctx, tx, r.productID, r.sha, r.rules, r.source, r.t.Tags, &key)
+	if err != nil || len(r.t.Review) == 0 {
+		return ver, err
+	}
+	// One statement for all review items.
+	ts := now()
+	var marks []string
+	var args []any
+	for _, rv := range r.t.Review {
+		b, _ := json.Marshal(rv)
+		marks = append(marks, "(?, ?, ?, ?, 'pending', ?)")
+		args = append(args, r.productID, ver.Version, r.sha, string(b), ts)
+	}
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO review_items (product_id, version, image_sha256, tag, status, created_at) VALUES `+strings.Join(marks, ", ")), args...)
+	return ver, err
 }
 
 // insertVersion bumps the product's version (the row lock serialises
 // writers of one product on PostgreSQL), writes the version and its event.
 func (s *Store) insertVersion(ctx context.Context, tx *sql.Tx, productID, sha, rulesVersion, source string, tags []Tag, key *string) (Version, error) {
 	ts := now()
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO products (id, current_version, updated_at) VALUES (?, 0, ?) ON CONFLICT (id) DO NOTHING`), productID, ts); err != nil {
-		return Version{}, err
-	}
 	var ver int
-	if err := tx.QueryRowContext(ctx, s.q(`UPDATE products SET current_version = current_version + 1, updated_at = ? WHERE id = ? RETURNING current_version`), ts, productID).Scan(&ver); err != nil {
+	if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO products (id, current_version, updated_at) VALUES (?, 1, ?)
+		ON CONFLICT (id) DO UPDATE SET current_version = products.current_version + 1, updated_at = excluded.updated_at
+		RETURNING current_version`), productID, ts).Scan(&ver); err != nil {
 		return Version{}, err
 	}
 	if tags == nil {
@@ -506,11 +639,8 @@ func (s *Store) DeliverPending(ctx context.Context, limit int, deliver func([]Ev
 		if err := deliver(events); err != nil {
 			return err
 		}
-		ts := now()
-		for _, seq := range seqs {
-			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET delivered_at = $1 WHERE seq = $2`, ts, seq); err != nil {
-				return err
-			}
+		if err := s.markTx(ctx, tx, seqs); err != nil {
+			return err
 		}
 		n = len(rows)
 		return nil
@@ -532,15 +662,20 @@ func (s *Store) MarkDelivered(ctx context.Context, seqs []int64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		ts := now()
-		for _, seq := range seqs {
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET delivered_at = ? WHERE seq = ?`), ts, seq); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.markTx(ctx, tx, seqs) })
+}
+
+// markTx marks seqs delivered in one statement.
+func (s *Store) markTx(ctx context.Context, tx *sql.Tx, seqs []int64) error {
+	args := make([]any, 0, len(seqs)+1)
+	args = append(args, now())
+	marks := make([]string, len(seqs))
+	for i, seq := range seqs {
+		marks[i] = "?"
+		args = append(args, seq)
+	}
+	_, err := tx.ExecContext(ctx, s.q(`UPDATE outbox SET delivered_at = ? WHERE seq IN (`+strings.Join(marks, ", ")+`)`), args...)
+	return err
 }
 
 // Counts are the store's totals, for tests, benchmarks and the CLI.

@@ -58,6 +58,9 @@ func (t *Tagger) Tag(ctx context.Context, productID string, img vision.Image) (R
 		return Result{}, err
 	} else if done {
 		v, err := t.Store.versionByKey(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			err = nil // dead-lettered by an earlier run: done, without a version
+		}
 		return Result{Version: v}, err
 	}
 	res, attempts, err := t.Classify(ctx, img)

@@ -120,4 +120,12 @@ set +e
 $BIN report --config config.yaml --format term "$canary_run" | sed -n '/^TIMELINE/,$p'
 set -e
 
+step "pipeline: the post-cutover tagging service backfills the 2,000 fixture images (SQLite, events to out/events.jsonl)"
+rm -f out/pipeline.db out/pipeline.db-wal out/pipeline.db-shm out/events.jsonl
+$BIN pipeline run --config config.yaml --source out/fixtures --concurrency 64 --no-progress
+step "pipeline: the same backfill again resumes and does nothing twice"
+$BIN pipeline run --config config.yaml --source out/fixtures --concurrency 64 --no-progress
+$BIN pipeline status --config config.yaml
+echo "events: $(wc -l <out/events.jsonl) product_tags_updated lines in out/events.jsonl"
+
 step "done: simulators stopped"

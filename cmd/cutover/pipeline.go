@@ -114,7 +114,7 @@ func (pe *pipelineEnv) publisher(ctx context.Context, env *Env) (stop func(), er
 	}
 	pctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	pub := &pipeline.Publisher{Store: pe.store, Sink: sink, Log: pe.log}
+	pub := &pipeline.Publisher{Store: pe.store, Sink: sink, Log: pe.log, FinalDrain: 2 * time.Minute}
 	go func() { pub.Run(pctx); close(done) }()
 	return func() { cancel(); <-done; sink.Close() }, nil
 }
