@@ -11,14 +11,14 @@ build:
 
 # vet + the race-enabled test suite (what CI runs), then the timing tests
 # again without -race (the race detector distorts what they measure), and
-# the canary fault test (2,000 requests a fault) and the pipeline crash
-# tests (20,000 items) at full size.
+# the proxy fault tests (1,000 and 2,000 requests a fault) and the
+# pipeline crash tests (20,000 items) at full size.
 TIMING_TESTS := TestKnownDistribution|TestStallCorrected|TestFixedRate
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run '$(TIMING_TESTS)' ./bench
-	$(GO) test -count=1 -run 'TestCanaryCandidateFaults' ./proxy
+	$(GO) test -count=1 -run 'TestCanaryCandidateFaults|TestFaultMatrix' ./proxy
 	$(GO) test -count=1 -run 'TestCrashSafety|TestQueueCrashSafety' ./pipeline
 
 # The offline story on simulators: fixtures, simulated legacy and candidate,

@@ -148,8 +148,14 @@ func candidateFaults() map[string]http.Handler {
 // TestFaultMatrix: whatever the candidate does, over 1,000 requests each the
 // client receives byte-identical legacy answers, and the legacy's own errors
 // (2 % server errors, 1 % throttling) pass through unchanged.
+//
+// Under -race each fault gets 300 requests; make test's second pass runs
+// the test without the detector at 1,000.
 func TestFaultMatrix(t *testing.T) {
 	n := 1000
+	if raceSlowdown > 1 {
+		n = 300
+	}
 	if testing.Short() {
 		n = 200
 	}

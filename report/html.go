@@ -8,6 +8,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"time"
 )
 
 // HTML writes the report as one self-contained page: no scripts, no
@@ -23,8 +24,9 @@ func HTML(w io.Writer, r *Report) error {
 		Hours    template.HTML
 		Confuse  []template.HTML
 		Cost     template.HTML
+		Rollout  template.HTML
 	}{R: r, Class: strings.ToLower(strings.ReplaceAll(r.Verdict, "-", "")), Sections: secs[1:],
-		Spectrum: spectrumSVG(r), Hours: hoursSVG(r), Cost: costSVG(r)}
+		Spectrum: spectrumSVG(r), Hours: hoursSVG(r), Cost: costSVG(r), Rollout: rolloutSVG(r)}
 	for _, p := range r.Providers {
 		if p.Accuracy != nil && (p.Name == r.Candidate || p.Name == r.Baseline) {
 			data.Confuse = append(data.Confuse, confusionSVG(p))
@@ -65,6 +67,7 @@ th{background:#f4f5f9}td.PASS{background:#e6f4ea;font-weight:600}td.FAIL{backgro
 <div class="chart">{{.Spectrum}}</div>
 <div class="chart">{{.Hours}}</div>
 <div class="chart">{{.Cost}}</div>
+{{if .Rollout}}<div class="chart">{{.Rollout}}</div>{{end}}
 {{range .Confuse}}<div class="chart">{{.}}</div>{{end}}
 </div>
 {{range .Sections}}{{if .Rows}}<h2>{{.Title}}</h2>
@@ -338,5 +341,63 @@ func confusionSVG(p *ProviderReport) template.HTML {
 				labelW+cell*float64(j), y, cell, cell, fill, html.EscapeString(c.name), html.EscapeString(cols[j]), n, c.n, 100*share)
 		}
 	}
+	return f.done()
+}
+
+// rolloutSVG draws the canary's share over time from the runs' canary_*
+// events (a step line; rollbacks marked in red), or nothing without them.
+func rolloutSVG(r *Report) template.HTML {
+	type pt struct {
+		t        time.Time
+		pct      float64
+		rollback bool
+	}
+	var pts []pt
+	for _, e := range r.Timeline {
+		if !strings.HasPrefix(e.Kind, "canary_") {
+			continue
+		}
+		v, ok := e.Data["percent"].(float64)
+		if !ok {
+			continue
+		}
+		if len(pts) == 0 {
+			if from, ok := e.Data["from"].(float64); ok {
+				pts = append(pts, pt{t: e.Time.Add(-time.Second), pct: from})
+			}
+		}
+		pts = append(pts, pt{t: e.Time, pct: v, rollback: e.Kind == "canary_rollback"})
+	}
+	if len(pts) == 0 {
+		return ""
+	}
+	end := pts[len(pts)-1].t.Add(time.Second)
+	for _, e := range r.Timeline {
+		if e.Time.After(end) {
+			end = e.Time
+		}
+	}
+	f := newFrame(560, 300, "Canary share over time (timeline of the rollout)")
+	t0 := pts[0].t
+	span := end.Sub(t0).Seconds()
+	x := func(t time.Time) float64 { return f.px(t.Sub(t0).Seconds(), 0, span) }
+	yTicks(f, 0, 100, "%")
+	var d strings.Builder
+	for i, p := range pts {
+		y := f.py(p.pct, 0, 100)
+		if i == 0 {
+			fmt.Fprintf(&d, "M%.1f %.1f", x(p.t), y)
+		} else {
+			fmt.Fprintf(&d, "H%.1fV%.1f", x(p.t), y)
+		}
+		if p.rollback {
+			fmt.Fprintf(&f.b, `<circle cx="%.1f" cy="%.1f" r="5" fill="%s"><title>rollback at %s</title></circle>`, x(p.t), y, palette[1], p.t.UTC().Format("15:04:05"))
+		}
+	}
+	fmt.Fprintf(&d, "H%.1f", x(end))
+	fmt.Fprintf(&f.b, `<path d="%s" fill="none" stroke="%s" stroke-width="2"/>`, d.String(), palette[0])
+	fmt.Fprintf(&f.b, `<text x="%.1f" y="%.1f">%s</text><text x="%.1f" y="%.1f" text-anchor="end">%s</text>`,
+		f.left, f.h-f.bottom+14, t0.UTC().Format("15:04:05"), f.w-f.right, f.h-f.bottom+14, end.UTC().Format("15:04:05 UTC"))
+	f.axes("time", "answered by the candidate")
 	return f.done()
 }

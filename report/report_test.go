@@ -438,3 +438,20 @@ func TestMalformedObservations(t *testing.T) {
 		t.Errorf("malformed line: %v, want an error naming the line", err)
 	}
 }
+
+// TestRolloutChart: canary events in the runs draw the share over time,
+// with the rollback marked.
+func TestRolloutChart(t *testing.T) {
+	r := &Report{Timeline: []TimelineEvent{
+		{Time: t0, Kind: "canary_advance", Data: map[string]any{"from": 10.0, "percent": 50.0}},
+		{Time: t0.Add(time.Minute), Kind: "canary_rollback", Data: map[string]any{"from": 50.0, "percent": 0.0}},
+		{Time: t0.Add(2 * time.Minute), Kind: "shutdown"},
+	}}
+	svg := string(rolloutSVG(r))
+	if !strings.Contains(svg, "Canary share over time") || !strings.Contains(svg, "rollback at 00:01:00") || !strings.Contains(svg, "<path d=\"M") {
+		t.Errorf("rollout chart:\n%s", svg)
+	}
+	if rolloutSVG(&Report{}) != "" {
+		t.Error("a chart without canary events")
+	}
+}
