@@ -36,6 +36,11 @@ func Backfill(ctx context.Context, src Source, t *Tagger, concurrency int, progr
 		return BackfillStats{}, err
 	}
 	st := BackfillStats{Items: len(items)}
+	// What earlier runs did, in one query rather than one per item.
+	done, err := t.Store.DoneKeys(ctx, t.Rules.Version())
+	if err != nil {
+		return st, err
+	}
 	var bar *progressbar.ProgressBar
 	if progress != nil {
 		bar = progressbar.NewOptions(len(items), progressbar.OptionSetWriter(progress), progressbar.OptionSetDescription("tagging"),
@@ -52,7 +57,7 @@ func Backfill(ctx context.Context, src Source, t *Tagger, concurrency int, progr
 		go func() {
 			defer wg.Done()
 			for it := range work {
-				outcome, err := t.tagItem(ctx, src, it)
+				outcome, err := t.tagItem(ctx, src, it, done)
 				switch {
 				case err != nil:
 					errOnce.Do(func() { firstErr = err })
@@ -93,17 +98,23 @@ func Backfill(ctx context.Context, src Source, t *Tagger, concurrency int, progr
 // tagItem loads, tags and commits one item, dead-lettering it when the
 // provider (or the image) fails for good. An error is returned only for
 // failures of the pipeline itself (the store), which stop the backfill.
-func (t *Tagger) tagItem(ctx context.Context, src Source, it Item) (string, error) {
+func (t *Tagger) tagItem(ctx context.Context, src Source, it Item, done map[string]bool) (string, error) {
 	img, err := src.Load(ctx, it)
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
 		key := IdemKey(it.ProductID, "unreadable:"+it.Path+it.Key, t.Rules.Version())
+		if done[key] {
+			return "skipped", nil
+		}
 		return "dead", t.Store.DeadLetter(ctx, key, it.ProductID, src.Name(), 1, err.Error())
 	}
 	key := IdemKey(it.ProductID, img.SHA256, t.Rules.Version())
-	res, err := t.Tag(ctx, it.ProductID, img) // skips items already done
+	if done[key] {
+		return "skipped", nil
+	}
+	res, err := t.tagNew(ctx, it.ProductID, img)
 	switch {
 	case err == nil && res.Created:
 		return "tagged", nil

@@ -734,3 +734,32 @@ func (s *Store) versionByKey(ctx context.Context, key string) (Version, error) {
 	v.CreatedAt = parseTime(created)
 	return v, err
 }
+
+// DoneKeys returns the idempotency keys of a rules version already
+// committed or dead-lettered: a backfill's checkpoint, read once.
+func (s *Store) DoneKeys(ctx context.Context, rulesVersion string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, q := range []string{`SELECT idem_key FROM tag_versions WHERE rules_version = ? AND idem_key IS NOT NULL`, `SELECT item_key FROM dead_letters WHERE item_key LIKE ?`} {
+		arg := rulesVersion
+		if strings.Contains(q, "LIKE") {
+			arg = "%|" + rulesVersion
+		}
+		rows, err := s.db.QueryContext(ctx, s.q(q), arg)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[k] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

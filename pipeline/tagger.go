@@ -63,6 +63,12 @@ func (t *Tagger) Tag(ctx context.Context, productID string, img vision.Image) (R
 		}
 		return Result{Version: v}, err
 	}
+	return t.tagNew(ctx, productID, img)
+}
+
+// tagNew classifies and commits an image not known to be done (the commit
+// is idempotent all the same).
+func (t *Tagger) tagNew(ctx context.Context, productID string, img vision.Image) (Result, error) {
 	res, attempts, err := t.Classify(ctx, img)
 	if err != nil {
 		return Result{Attempts: attempts}, err
