@@ -25,7 +25,7 @@ func proxyCmd() *command {
 	runDir := fs.String("run-dir", "", "run directory to record into (default: proxy.run_dir, else out/runs/<start>-<mode>)")
 	return &command{
 		fs:      fs,
-		summary: "run the inline proxy: answer from the primary, mirror to the candidate, record both (ca init: make the interception CA)",
+		summary: "run the inline proxy: shadow (mirror to the candidate), canary or cutover; record both (ca init: make the interception CA)",
 		usage:   "[--config config.yaml] [--mode shadow|canary|cutover] [--run-dir DIR] | ca init --out DIR",
 		example: "cutover proxy --config config.yaml --mode shadow --run-dir out/runs/shadow-1\ncutover proxy ca init --out out/ca",
 		run: func(ctx context.Context, env *Env, args []string) error {
