@@ -25,11 +25,11 @@ func tags(cs ...float64) vision.Tags {
 func TestRules(t *testing.T) {
 	r := testRules()
 	for _, tc := range []struct {
-		name        string
-		in          vision.Tags
-		kept        string // categories:levels in order
-		review      int
-		removed     int
+		name    string
+		in      vision.Tags
+		kept    string // categories:levels in order
+		review  int
+		removed int
 	}{
 		{"levels at the thresholds", tags(0.90, 0.8999, 0.75, 0.7499),
 			"apparel/c0:HIGH apparel/c1:MEDIUM apparel/c2:MEDIUM apparel/c3:LOW", 1, 0},

@@ -77,7 +77,9 @@ func (d *dirSource) Items(ctx context.Context) ([]Item, error) {
 	return out, err
 }
 
-func (d *dirSource) Load(ctx context.Context, it Item) (vision.Image, error) { return loadFile(it.Path) }
+func (d *dirSource) Load(ctx context.Context, it Item) (vision.Image, error) {
+	return loadFile(it.Path)
+}
 
 func loadFile(p string) (vision.Image, error) {
 	b, err := os.ReadFile(p)
@@ -148,4 +150,6 @@ func (m *manifestSource) Items(ctx context.Context) ([]Item, error) {
 	}
 }
 
-func (m *manifestSource) Load(ctx context.Context, it Item) (vision.Image, error) { return loadFile(it.Path) }
+func (m *manifestSource) Load(ctx context.Context, it Item) (vision.Image, error) {
+	return loadFile(it.Path)
+}

@@ -24,10 +24,10 @@ var ErrNotFound = errors.New("not found")
 
 // Version is one version of a product's tags.
 type Version struct {
-	ProductID    string    `json:"product_id"`
-	Version      int       `json:"version"`
-	ImageSHA256  string    `json:"image_sha256"`
-	RulesVersion string    `json:"rules_version"`
+	ProductID    string `json:"product_id"`
+	Version      int    `json:"version"`
+	ImageSHA256  string `json:"image_sha256"`
+	RulesVersion string `json:"rules_version"`
 	// Source is the provider that tagged the image, or "review" for a
 	// human decision.
 	Source    string    `json:"source"`
