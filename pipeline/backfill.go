@@ -49,25 +49,13 @@ func Backfill(ctx context.Context, src Source, t *Tagger, concurrency int, progr
 	}
 	work := make(chan Item)
 	var wg sync.WaitGroup
-	var firstErr error
-	var errOnce sync.Once
-	var tagged, skipped, dead atomic.Int64
+	var tl tally
 	for range max(concurrency, 1) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for it := range work {
-				outcome, err := t.tagItem(ctx, src, it, done)
-				switch {
-				case err != nil:
-					errOnce.Do(func() { firstErr = err })
-				case outcome == "tagged":
-					tagged.Add(1)
-				case outcome == "skipped":
-					skipped.Add(1)
-				case outcome == "dead":
-					dead.Add(1)
-				}
+				tl.add(t.tagItem(ctx, src, it, done))
 				if bar != nil {
 					bar.Add(1)
 				}
@@ -75,7 +63,7 @@ func Backfill(ctx context.Context, src Source, t *Tagger, concurrency int, progr
 		}()
 	}
 	for _, it := range items {
-		if ctx.Err() != nil || firstErr != nil {
+		if ctx.Err() != nil || tl.failed() != nil {
 			break
 		}
 		select {
@@ -88,11 +76,52 @@ func Backfill(ctx context.Context, src Source, t *Tagger, concurrency int, progr
 	if bar != nil {
 		bar.Finish()
 	}
-	st.Tagged, st.Skipped, st.Dead, st.Elapsed = tagged.Load(), skipped.Load(), dead.Load(), time.Since(start)
-	if firstErr == nil {
-		firstErr = ctx.Err()
+	tl.fill(&st, start)
+	err = tl.failed()
+	if err == nil {
+		err = ctx.Err()
 	}
-	return st, firstErr
+	return st, err
+}
+
+// tally counts the workers' outcomes (tagged, skipped, dead, or retry for
+// a redelivery to come) and keeps the first failure of the pipeline itself.
+type tally struct {
+	tagged, skipped, dead atomic.Int64
+	mu                    sync.Mutex
+	err                   error
+}
+
+// add counts one outcome; it reports whether err was the first failure.
+func (t *tally) add(outcome string, err error) bool {
+	if err != nil {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.err == nil {
+			t.err = err
+			return true
+		}
+		return false
+	}
+	switch outcome {
+	case "tagged":
+		t.tagged.Add(1)
+	case "skipped":
+		t.skipped.Add(1)
+	case "dead":
+		t.dead.Add(1)
+	}
+	return false
+}
+
+func (t *tally) failed() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err
+}
+
+func (t *tally) fill(st *BackfillStats, start time.Time) {
+	st.Tagged, st.Skipped, st.Dead, st.Elapsed = t.tagged.Load(), t.skipped.Load(), t.dead.Load(), time.Since(start)
 }
 
 // tagItem loads, tags and commits one item, dead-lettering it when the

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -125,8 +124,6 @@ func waitFor(t testing.TB, d time.Duration, cond func() bool) bool {
 	}
 	return cond()
 }
-
-var _ = context.Background
 
 // reRequest gives a handler r with body restored.
 func reRequest(r *http.Request, body []byte) *http.Request {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -101,13 +100,11 @@ func (q *Queue) Enqueue(ctx context.Context, items []Item, rulesVersion string) 
 // has been empty (nothing pending, nothing in flight anywhere) for idle.
 func (q *Queue) Work(ctx context.Context, src Source, t *Tagger, concurrency int, idle time.Duration, log *slog.Logger) (BackfillStats, error) {
 	start := time.Now()
-	var tagged, skipped, dead atomic.Int64
 	// One attempt per delivery: retries are redeliveries.
 	one := *t
 	one.Retry.MaxAttempts = 1
 	var wg sync.WaitGroup
-	var firstErr error
-	var errOnce sync.Once
+	var tl tally
 	msgs := make(chan jetstream.Msg)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -116,16 +113,8 @@ func (q *Queue) Work(ctx context.Context, src Source, t *Tagger, concurrency int
 		go func() {
 			defer wg.Done()
 			for m := range msgs {
-				outcome, err := q.handle(wctx, src, &one, t, m)
-				switch {
-				case err != nil:
-					errOnce.Do(func() { firstErr = err; cancel() })
-				case outcome == "tagged":
-					tagged.Add(1)
-				case outcome == "skipped":
-					skipped.Add(1)
-				case outcome == "dead":
-					dead.Add(1)
+				if tl.add(q.handle(wctx, src, &one, t, m)) {
+					cancel() // the first failure of the pipeline itself stops the workers
 				}
 			}
 		}()
@@ -134,7 +123,7 @@ func (q *Queue) Work(ctx context.Context, src Source, t *Tagger, concurrency int
 	for wctx.Err() == nil {
 		batch, err := q.consumer.Fetch(concurrency, jetstream.FetchMaxWait(500*time.Millisecond))
 		if err != nil {
-			firstErr = err
+			tl.add("", err)
 			break
 		}
 		n := 0
@@ -159,11 +148,13 @@ func (q *Queue) Work(ctx context.Context, src Source, t *Tagger, concurrency int
 	}
 	close(msgs)
 	wg.Wait()
-	st := BackfillStats{Tagged: tagged.Load(), Skipped: skipped.Load(), Dead: dead.Load(), Elapsed: time.Since(start)}
-	if firstErr == nil && ctx.Err() != nil {
-		firstErr = ctx.Err()
+	var st BackfillStats
+	tl.fill(&st, start)
+	err := tl.failed()
+	if err == nil {
+		err = ctx.Err()
 	}
-	return st, firstErr
+	return st, err
 }
 
 // handle processes one delivery: ack after commit, nak with delay on a

@@ -7,8 +7,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/vision"
 )
@@ -23,8 +21,6 @@ type Tagger struct {
 	Client   *vision.Client
 	Provider string
 	Retry    config.Retry
-	// Limit paces calls to the provider (its max_rps); nil = no cap.
-	Limit *rate.Limiter
 	// Sleep waits between attempts (tests replace it); default honours ctx.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
@@ -91,11 +87,6 @@ func (t *Tagger) Classify(ctx context.Context, img vision.Image) (vision.Result,
 	}
 	var last error
 	for attempt := 1; attempt <= t.Retry.MaxAttempts; attempt++ {
-		if t.Limit != nil {
-			if err := t.Limit.Wait(ctx); err != nil {
-				return vision.Result{}, attempt - 1, err
-			}
-		}
 		res, err := t.Client.Classify(ctx, vision.Request{Image: img})
 		if err == nil {
 			return res, attempt, nil

@@ -509,7 +509,7 @@ func TestHedge(t *testing.T) {
 // it again once the candidate recovers.
 func TestCutoverBreaker(t *testing.T) {
 	sw := &switchable{}
-	e := newEnv(t, envOpts{proxyExtra: "mode: cutover\ncanary: {candidate_timeout: 1s, compare_with_legacy: false}\nbreaker: {failure_rate: 50%, min_requests: 10, window: 5s, cooldown: 300ms, half_open_probes: 3}"})
+	e := newEnv(t, envOpts{proxyExtra: "mode: cutover\ncanary: {candidate_timeout: 1s, compare_with_legacy: false}\nbreaker: {failure_rate: 50%, min_requests: 10, window: 5s, cooldown: 3s, half_open_probes: 3}"})
 	sw.h = e.candidate.h
 	e.candidate.h = sw
 	for i, r := range sendAll(t, e, 30, 4) {
@@ -541,7 +541,7 @@ func TestCutoverBreaker(t *testing.T) {
 		t.Errorf("metrics: %s", grepLines(string(mb), "breaker"))
 	}
 	sw.failing.Store(false)
-	time.Sleep(350 * time.Millisecond)
+	time.Sleep(3100 * time.Millisecond) // the cooldown (long enough that the 20 requests above fit in it under -race)
 	sendAll(t, e, 10, 1)
 	if st := e.p.breaker.status()["state"]; st != "closed" {
 		t.Errorf("breaker %v after the candidate recovered and the cooldown passed", st)

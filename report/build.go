@@ -133,15 +133,13 @@ type pending struct {
 }
 
 type agreeAcc struct {
-	pairs, top1       int
-	jacN              int
-	jacSum, jacSumSq  float64
-	attrN, attrOK     [4]int
-	confA, confB      []float32
-	agreeBits         []bool
-	paired            stats.Paired
-	pairedN           int
-	hasFixtureAnswers bool
+	pairs, top1      int
+	jacN             int
+	jacSum, jacSumSq float64
+	attrN, attrOK    [4]int
+	confA, confB     []float32
+	agreeBits        []bool
+	paired           stats.Paired
 }
 
 func newBuilder(opt Options) *builder {

@@ -14,6 +14,14 @@ export CUTOVER_CLIENT_ACCESS_KEY_ID=${CUTOVER_CLIENT_ACCESS_KEY_ID:-AKIDCLIENT00
 export CUTOVER_CLIENT_SECRET_ACCESS_KEY=${CUTOVER_CLIENT_SECRET_ACCESS_KEY:-demo-only-client-secret}
 
 step() { printf '\n== %s\n' "$*"; }
+# wait_proxy MODE LOG: until the proxy ($proxy) says it listens, or show why it died.
+wait_proxy() {
+  for _ in $(seq 100); do
+    grep -q "^proxy $1 on" "$2" && return 0
+    kill -0 $proxy 2>/dev/null || { cat "$2" "$2.err"; exit 1; }
+    sleep 0.1
+  done
+}
 
 step "config check"
 $BIN config check --config config.yaml
@@ -56,11 +64,7 @@ plog=$(mktemp)
 $BIN proxy --config config.yaml --mode shadow --run-dir "$run" >"$plog" 2>"$plog.err" &
 proxy=$!
 trap 'kill $proxy $sim $sim2 2>/dev/null; wait $proxy $sim $sim2 2>/dev/null; rm -f "$log" "$log2" "$plog" "$plog.err"' EXIT
-for _ in $(seq 100); do
-  grep -q '^proxy shadow on' "$plog" && break
-  kill -0 $proxy 2>/dev/null || { cat "$plog" "$plog.err"; exit 1; }
-  sleep 0.1
-done
+wait_proxy shadow "$plog"
 cat "$plog"
 
 step "the same 200 images through the proxy: the client only changed its base URL"
@@ -90,11 +94,7 @@ clog=$(mktemp)
 $BIN proxy --config config.yaml --mode canary --run-dir "$canary_run" >"$clog" 2>"$clog.err" &
 proxy=$!
 trap 'kill $proxy $sim $sim2 2>/dev/null; wait $proxy $sim $sim2 2>/dev/null; rm -f "$log" "$log2" "$plog" "$plog.err" "$clog" "$clog.err"' EXIT
-for _ in $(seq 100); do
-  grep -q '^proxy canary on' "$clog" && break
-  kill -0 $proxy 2>/dev/null || { cat "$clog" "$clog.err"; exit 1; }
-  sleep 0.1
-done
+wait_proxy canary "$clog"
 for round in $(seq 12); do
   $BIN classify --config config.yaml --n 200 --concurrency 16 --providers legacy-via-proxy >/dev/null
   $BIN canary --json status >"$clog.state"

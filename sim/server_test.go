@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,11 +48,19 @@ func freeAddrs(t *testing.T, n int) []any {
 func startAll(t *testing.T, fx *fixtures.Set, scale float64) (*config.Config, *vision.Taxonomy) {
 	t.Helper()
 	tx := mustTaxonomy(t)
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(testConfig, freeAddrs(t, 4)...)))
-	if err != nil {
-		t.Fatal(err)
+	var cfg *config.Config
+	var rs []*Running
+	var err error
+	// A probed free port can be taken (by another package's outgoing
+	// connection) before the simulator binds it: probe again.
+	for attempt := 0; attempt < 5; attempt++ {
+		if cfg, err = config.Parse("test.yaml", []byte(fmt.Sprintf(testConfig, freeAddrs(t, 4)...))); err != nil {
+			t.Fatal(err)
+		}
+		if rs, err = Start(cfg, tx, fx, Options{Seed: 1, TimeScale: scale}); err == nil || !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
 	}
-	rs, err := Start(cfg, tx, fx, Options{Seed: 1, TimeScale: scale})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -190,11 +191,11 @@ func pipelineRun(ctx context.Context, env *Env, path, source string, conc int, q
 		st.Items = len(items)
 		q.Close()
 	} else {
-		var bar *os.File
+		var bar io.Writer // nil: no progress bar
 		if progress {
 			bar = os.Stderr
 		}
-		st, runErr = pipeline.Backfill(ctx, src, pe.tagger, conc, barWriter(bar))
+		st, runErr = pipeline.Backfill(ctx, src, pe.tagger, conc, bar)
 	}
 	stopPub() // drains the outbox
 	c, _ := pe.store.Counts(context.Background())
@@ -202,14 +203,6 @@ func pipelineRun(ctx context.Context, env *Env, path, source string, conc int, q
 		src.Name(), st.Items, st.Tagged, st.Skipped, st.Dead, st.Elapsed.Round(time.Millisecond), float64(st.Tagged)/max(st.Elapsed.Seconds(), 1e-9),
 		c.Versions, c.Delivered, c.Events, c.Review, c.DeadLetters)
 	return runErr
-}
-
-// barWriter returns nil (no bar) for a nil file.
-func barWriter(f *os.File) interface{ Write([]byte) (int, error) } {
-	if f == nil {
-		return nil
-	}
-	return f
 }
 
 func pipelineExport(ctx context.Context, env *Env, path, out string) error {
