@@ -85,7 +85,9 @@ func (p *Proxy) serveByCandidate(r, out *http.Request, ri *reqInfo, req vision.R
 	creq := req
 	creq.LLM = nil // the candidate builds its own prompt
 	cc := make(chan candidateOutcome, 1)
+	ri.hold() // the candidate's request is built from the decoded image
 	go func() {
+		defer ri.release()
 		start, res, err := p.candidateCall(ctx, creq, nil)
 		cc <- candidateOutcome{start: start, lat: time.Since(start), res: res, err: err}
 	}()
@@ -114,6 +116,7 @@ func (p *Proxy) afterCandidate(r, out *http.Request, ri *reqInfo, req vision.Req
 		if *p.cfg.Proxy.Canary.CompareWithLegacy {
 			p.compareWithPrimary(pairID, out, ri)
 		}
+		closeUnsent(out)
 		return resp
 	}
 	code := string(vision.ErrorCode(c.err))
@@ -126,9 +129,18 @@ func (p *Proxy) afterCandidate(r, out *http.Request, ri *reqInfo, req vision.Req
 		return p.forward(r, out, pairID, true, ri, meta{route: "fallback", served: true, pair: true})
 	}
 	p.met.answered.WithLabelValues("candidate").Inc()
+	closeUnsent(out)
 	rec := httptest.NewRecorder()
 	p.primaryServer.WriteError(rec, c.err)
 	return p.respond(r, rec)
+}
+
+// closeUnsent closes the body of a primary request that will not be sent,
+// releasing its buffer.
+func closeUnsent(out *http.Request) {
+	if out.Body != nil {
+		out.Body.Close()
+	}
 }
 
 // hedge asks the primary while the candidate is still out: the first good
@@ -160,7 +172,9 @@ func (p *Proxy) hedge(r, out *http.Request, ri *reqInfo, req vision.Request, pai
 		case cand != nil && cand.err == nil:
 			// The candidate won: stop the primary, record it as cancelled.
 			cancelPrimary()
+			ri.hold()
 			go func() {
+				defer ri.release()
 				if prim == nil {
 					l := <-pc
 					prim = &l
@@ -325,8 +339,10 @@ func (p *Proxy) compareWithPrimary(pairID string, out *http.Request, ri *reqInfo
 		return
 	}
 	p.mirrors.Add(1)
+	ri.hold()
 	go func() {
 		defer func() {
+			ri.release()
 			p.queueBytes.Add(-n)
 			p.inFlight.Add(-1)
 			p.mirrors.Done()
@@ -334,7 +350,7 @@ func (p *Proxy) compareWithPrimary(pairID string, out *http.Request, ri *reqInfo
 		ctx, cancel := context.WithTimeout(p.mirrorCtx, p.primary.Timeout.D())
 		defer cancel()
 		cp := out.Clone(ctx)
-		cp.Body = io.NopCloser(bytes.NewReader(ri.body))
+		cp.Body = ri.newBodyReader(nil)
 		start := time.Now()
 		resp, err := p.transport.RoundTrip(cp)
 		m := meta{route: "compare", pair: true}

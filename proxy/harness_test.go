@@ -55,6 +55,10 @@ func taxonomy(tb testing.TB) *vision.Taxonomy {
 	return taxV
 }
 
+// liveAtStart is the body pool's count of buffers out that env.stop
+// expects to find again once every request has finished.
+var liveAtStart int64
+
 // fixtureDir holds the package's fixture set; TestMain removes it.
 var fixtureDir string
 
@@ -64,6 +68,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	fixtureDir = dir
+	bodies.Poison(true) // a body or image read after its buffer was released shows as corrupted bytes
+	vision.ImagePool().Poison(true)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -275,6 +281,16 @@ func (e *env) stop(t *testing.T) {
 	if err := e.rec.Close(); err != nil {
 		t.Errorf("closing the recorder: %v", err)
 	}
+	// Every request body's buffer is back in its pool: no path kept a
+	// reference (the transport may close a body just after RoundTrip).
+	deadline := time.Now().Add(3 * time.Second)
+	for bodies.Live() != liveAtStart && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := bodies.Live() - liveAtStart; n != 0 {
+		t.Errorf("%d request body buffers were never released", n)
+		liveAtStart = bodies.Live()
+	}
 }
 
 // client signs DetectLabels for the proxy's host with the client's own keys.
@@ -288,6 +304,7 @@ type result struct {
 	header http.Header
 	body   []byte
 	err    error
+	sent   []byte // the request body, when send made it
 }
 
 // send posts one DetectLabels call with image b through the proxy.
@@ -298,7 +315,14 @@ func (e *env) send(t testing.TB, seq string, b []byte) result {
 		t.Fatal(err)
 	}
 	hr.Header.Set("X-Test-Seq", seq)
-	return do(hr)
+	sent, err := io.ReadAll(hr.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Body = io.NopCloser(bytes.NewReader(sent))
+	res := do(hr)
+	res.sent = sent
+	return res
 }
 
 func do(hr *http.Request) result {
@@ -321,6 +345,10 @@ func (e *env) checkTransparent(t testing.TB, seq string, got result) bool {
 	ex := e.legacy.get(seq)
 	if ex == nil {
 		t.Errorf("%s: the legacy never saw the request", seq)
+		return false
+	}
+	if got.sent != nil && !bytes.Equal(got.sent, ex.reqBody) {
+		t.Errorf("%s: the legacy received %d bytes that differ from the %d the client sent", seq, len(ex.reqBody), len(got.sent))
 		return false
 	}
 	if got.status != ex.status || !bytes.Equal(got.body, ex.body) {

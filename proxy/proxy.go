@@ -277,29 +277,6 @@ func (p *Proxy) newID() string {
 	return p.idPrefix + "-" + strconv.FormatUint(p.idSeq.Add(1), 36)
 }
 
-// readUpTo reads at most limit bytes of body. When there is more, tooLarge
-// is true and the returned bytes must be re-joined with the rest.
-func readUpTo(body io.Reader, limit int64, hint int64) ([]byte, bool, error) {
-	if body == nil || body == http.NoBody {
-		return nil, false, nil
-	}
-	n := hint
-	if n < 0 || n > limit {
-		n = min(limit, 64<<10)
-	}
-	// +1 to see EOF, +MinRead because ReadFrom grows a buffer with less free
-	// space than that: either would copy the whole body once more.
-	buf := bytes.NewBuffer(make([]byte, 0, n+1+bytes.MinRead))
-	_, err := io.Copy(buf, io.LimitReader(body, limit+1))
-	if err != nil {
-		return nil, false, err
-	}
-	if int64(buf.Len()) > limit {
-		return buf.Bytes(), true, nil
-	}
-	return buf.Bytes(), false, nil
-}
-
 // handlePrimary forwards r to the primary and starts the mirror. The
 // primary request is a clone with its own body reader: nothing mutable is
 // shared with the mirror, which only reads the immutable body bytes.
@@ -308,17 +285,25 @@ func (p *Proxy) handlePrimary(r *http.Request, reverse bool) *http.Response {
 	pairID := p.newID()
 	classify := p.primaryServer.IsClassify(r)
 	limit := int64(p.cfg.Proxy.Mirror.MaxBodyBytes)
-	body, tooLarge, err := readUpTo(r.Body, limit, r.ContentLength)
+	buf, tooLarge, err := bodies.Read(r.Body, limit, r.ContentLength)
 	if err != nil {
 		p.requests.Done()
 		return goproxy.NewResponse(r, goproxy.ContentTypeText, http.StatusBadRequest, "cutover proxy: reading the request body: client went away\n")
 	}
+	var body []byte
+	if buf != nil {
+		body = *buf
+	}
+	// The request path's own reference; every later reader holds its own.
+	ri := &reqInfo{body: body, buf: buf, url: *r.URL}
+	ri.refs.Store(1)
+	defer ri.release()
 	out := r.Clone(r.Context())
 	out.RequestURI = ""
 	if tooLarge {
-		out.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body)) // re-joined, never truncated
+		out.Body = ri.newBodyReader(r.Body) // re-joined, never truncated
 	} else if body != nil {
-		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.Body = ri.newBodyReader(nil)
 	}
 	removeHop(out.Header)
 	if reverse {
@@ -335,7 +320,6 @@ func (p *Proxy) handlePrimary(r *http.Request, reverse bool) *http.Response {
 	}
 	p.rec.Count(1, cls, 0)
 	p.met.seen.Inc()
-	ri := &reqInfo{body: body, url: *r.URL}
 	if classify && !tooLarge {
 		ri.hdr = r.Header.Clone()
 	}
@@ -362,7 +346,7 @@ func (p *Proxy) handlePrimary(r *http.Request, reverse bool) *http.Response {
 		} else {
 			mirrored = true
 			p.mirrors.Add(1)
-			go p.mirror(pairID, ri)
+			go p.mirror(pairID, ri.hold())
 		}
 	}
 	return p.forward(r, out, pairID, classify, ri, meta{served: true, pair: mirrored})
@@ -397,12 +381,16 @@ func (p *Proxy) forward(r, out *http.Request, pairID string, classify bool, ri *
 func (p *Proxy) tapPrimary(resp *http.Response, start time.Time, pairID string, classify bool, ri *reqInfo, m meta) *http.Response {
 	removeHop(resp.Header)
 	tap := &tapBody{rc: resp.Body, limit: vision.MaxResponseBytes, capture: classify}
+	if classify {
+		ri.hold() // recordPrimary decodes the request once the answer is in
+	}
 	tap.onDone = func(captured []byte, complete bool) {
 		lat := time.Since(start)
 		if classify {
 			p.recordings.Add(1)
 			go func() {
 				defer p.recordings.Done()
+				defer ri.release()
 				p.recordPrimary(pairID, start, lat, resp.StatusCode, resp.Header, captured, nil, ri, m)
 			}()
 		}
@@ -519,9 +507,14 @@ func (p *Proxy) recordPrimary(pairID string, start time.Time, lat time.Duration,
 
 // reqInfo is a classification call as the mirror and the recorder see
 // it: the immutable body bytes, a copy of the headers and URL, decoded at
-// most once and never on the request path.
+// most once and never on the request path. The body lives in a pooled
+// buffer (buf) that returns to its pool when refs drops to zero: whoever
+// reads body or calls decode after handlePrimary has returned holds a
+// reference (hold, release) for as long as it does.
 type reqInfo struct {
 	body []byte
+	buf  *[]byte
+	refs atomic.Int32
 	hdr  http.Header
 	url  url.URL
 	once sync.Once
@@ -537,6 +530,10 @@ func (ri *reqInfo) decode(codec vision.ServerCodec) (vision.Request, error) {
 		}
 		hr := &http.Request{Method: http.MethodPost, URL: &ri.url, Header: ri.hdr}
 		ri.req, ri.err = codec.DecodeRequest(hr, ri.body)
+		if overlaps(ri.req.Image.Bytes, ri.body) {
+			// A binary upload: the image is the body, whose buffer is reused.
+			ri.req.Image.Bytes = bytes.Clone(ri.req.Image.Bytes)
+		}
 	})
 	return ri.req, ri.err
 }

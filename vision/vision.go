@@ -25,6 +25,8 @@ type Image struct {
 	SHA256    string `json:"sha256,omitempty"`
 	Size      int    `json:"size,omitempty"`
 	MediaType string `json:"media_type,omitempty"`
+
+	pooled *[]byte // Bytes' buffer, when decoded into one of imagePool's
 }
 
 // NewImage returns an Image for b with its SHA-256, size and sniffed media type.

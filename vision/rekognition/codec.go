@@ -249,9 +249,56 @@ func (c *Codec) DecodeRequest(r *http.Request, body []byte) (vision.Request, err
 	return DecodeInput(body)
 }
 
-// DecodeInput parses a DetectLabels body.
+// detectLabelsIn is DetectLabelsInput as a server decodes it: the image
+// bytes go into a pooled buffer (vision.DecodePooledBase64).
+type detectLabelsIn struct {
+	Image struct {
+		Bytes    pooledBytes `json:"Bytes"`
+		S3Object *S3Object   `json:"S3Object"`
+	} `json:"Image"`
+	MaxLabels     *int      `json:"MaxLabels"`
+	MinConfidence *float64  `json:"MinConfidence"`
+	Features      []string  `json:"Features"`
+	Settings      *Settings `json:"Settings"`
+}
+
+// pooledBytes is a base64 JSON string decoded into a pooled buffer.
+type pooledBytes struct{ buf *[]byte }
+
+func (p *pooledBytes) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return errors.New("image bytes: not a JSON string")
+	}
+	s := b[1 : len(b)-1]
+	if bytes.IndexByte(s, '\\') >= 0 { // escapes (a JSON encoder may write \/): unquote first
+		var str string
+		if err := jsonx.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		s = []byte(str)
+	}
+	buf, err := vision.DecodePooledBase64(s)
+	if err != nil {
+		return err
+	}
+	p.buf = buf
+	return nil
+}
+
+func (p pooledBytes) len() int {
+	if p.buf == nil {
+		return 0
+	}
+	return len(*p.buf)
+}
+
+// DecodeInput parses a DetectLabels body. The image's bytes are in a
+// pooled buffer: vision.ReleaseImage returns it when the caller is done.
 func DecodeInput(body []byte) (vision.Request, error) {
-	var in DetectLabelsInput
+	var in detectLabelsIn
 	if err := jsonx.Unmarshal(body, &in); err != nil {
 		msg := "Start of structure or map found where not expected."
 		var ce base64.CorruptInputError
@@ -267,10 +314,10 @@ func DecodeInput(body []byte) (vision.Request, error) {
 			return req, vendorErr(vision.CodeBadRequest, "ValidationException", "1 validation error detected: Value at 'image.s3Object' failed to satisfy constraint: Member must have bucket and name")
 		}
 		req.Image = vision.ImageFromURL("s3://" + in.Image.S3Object.Bucket + "/" + in.Image.S3Object.Name)
-	case len(in.Image.Bytes) == 0:
+	case in.Image.Bytes.len() == 0:
 		return req, vendorErr(vision.CodeBadRequest, "ValidationException", "1 validation error detected: Value at 'image.bytes' failed to satisfy constraint: Member must have length greater than or equal to 1")
 	default:
-		im, err := vision.DecodeImageBytes(in.Image.Bytes, MaxImageBytes)
+		im, err := vision.DecodePooledImage(in.Image.Bytes.buf, MaxImageBytes)
 		if err != nil {
 			return req, toVendor(err)
 		}

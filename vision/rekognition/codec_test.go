@@ -1,6 +1,7 @@
 package rekognition
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -236,7 +237,48 @@ func FuzzDecodeInput(f *testing.F) {
 		if req.MinConfidence < 0 || req.MinConfidence > 1 {
 			t.Fatalf("confidence out of range: %v", req.MinConfidence)
 		}
+		// The pooled base64 decoder reads the same bytes encoding/json does.
+		var std DetectLabelsInput
+		if json.Unmarshal(b, &std) == nil && req.Image.URL == "" && !bytes.Equal(std.Image.Bytes, req.Image.Bytes) {
+			t.Fatalf("image bytes differ from encoding/json's for %q", b)
+		}
+		vision.ReleaseImage(&req.Image)
 	})
+}
+
+// TestDecodePooled: image bytes decode into a pooled buffer, with JSON
+// escapes in the base64 and without; bad base64 is Rekognition's own
+// error; ReleaseImage returns the buffer.
+func TestDecodePooled(t *testing.T) {
+	img := testimg.PNG(64, 64, 3)
+	enc := base64.StdEncoding.EncodeToString(img)
+	escaped := strings.ReplaceAll(enc, "/", `\/`)
+	pool := vision.ImagePool()
+	before := pool.Live()
+	for _, s := range []string{enc, escaped} {
+		req, err := DecodeInput([]byte(`{"Image":{"Bytes":"` + s + `"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(req.Image.Bytes, img) || req.Image.Size != len(img) {
+			t.Fatalf("decoded %d bytes, want the %d encoded", len(req.Image.Bytes), len(img))
+		}
+		vision.ReleaseImage(&req.Image)
+		if req.Image.Bytes != nil {
+			t.Error("ReleaseImage left the bytes")
+		}
+	}
+	_, err := DecodeInput([]byte(`{"Image":{"Bytes":"` + enc[:40] + `!!` + enc[42:] + `"}}`))
+	if e := vision.AsError(err); e == nil || e.VendorCode != "SerializationException" || !strings.Contains(e.Message, "Base64") {
+		t.Errorf("bad base64: %v", err)
+	}
+	// Not an image: the buffer goes straight back.
+	if _, err := DecodeInput([]byte(`{"Image":{"Bytes":"` + base64.StdEncoding.EncodeToString(make([]byte, 20000)) + `"}}`)); err == nil {
+		t.Error("zeros accepted as an image")
+	}
+	if n := pool.Live() - before; n != 0 {
+		t.Errorf("%d image buffers not returned", n)
+	}
 }
 
 func FuzzDecodeResponse(f *testing.F) {
