@@ -228,14 +228,8 @@ func (r *runner) openLoop(ctx context.Context, src Source) error {
 			return nil
 		}
 		j.Warmup = j.Offset < r.opt.Warmup
-		if d := time.Until(r.start.Add(j.Offset)); d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return nil
-			}
+		if !waitUntil(ctx, r.start.Add(j.Offset)) {
+			return nil
 		}
 		r.scheduled.Add(1)
 		select {
@@ -258,6 +252,29 @@ func (r *runner) openLoop(ctx context.Context, src Source) error {
 			return nil
 		}
 	}
+}
+
+// preciseLead is how long before a due time waitUntil leaves Go's timer
+// (millisecond wake-ups) for nanosleep (see preciseSleep).
+const preciseLead = 2 * time.Millisecond
+
+// waitUntil returns at due, false if ctx ended first: a cancellable Go
+// timer for all but the last preciseLead, then nanosleep, which wakes on
+// time (Ctrl-C waits at most that last stretch).
+func waitUntil(ctx context.Context, due time.Time) bool {
+	if d := time.Until(due) - preciseLead; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		}
+	}
+	if d := time.Until(due); d > 0 {
+		preciseSleep(d)
+	}
+	return ctx.Err() == nil
 }
 
 func (r *runner) worker(ctx context.Context, j Job) {

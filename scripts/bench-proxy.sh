@@ -7,11 +7,17 @@
 # saturation throughput with 10 KB bodies (wrk, 32 connections). Canary
 # rows: 50 % answered by a healthy 20 ms candidate against shadow, and the
 # fallback cost with a hung candidate (candidate_timeout 100 ms).
+# Every row is measured warm: the same load for WARMUP first, discarded
+# (a freshly started proxy's first second holds its connection set-up and
+# first allocations; the upstream and nginx stay up between rows, so
+# without it only cutover's rows would pay that start).
 # Installs nginx-light, wrk and vegeta when missing. Tunables: DURATION
-# (default 20s), RATE (200), SAT_DURATION (10s), HANG_DURATION (60s).
+# (default 20s), WARMUP (5s), RATE (200), SAT_DURATION (10s),
+# HANG_DURATION (60s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-20s}
+WARMUP=${WARMUP:-5s}
 RATE=${RATE:-200}
 SAT_DURATION=${SAT_DURATION:-10s}
 HANG_DURATION=${HANG_DURATION:-60s}
@@ -66,12 +72,13 @@ targets() { printf 'POST http://%s/\nContent-Type: application/x-amz-json-1.1\nX
 results="$tmp/results.txt"
 attack() {
   targets "$2" "$3" >"$tmp/targets"
+  vegeta attack -rate "$RATE/s" -duration "$WARMUP" -timeout 30s -targets "$tmp/targets" >/dev/null
   vegeta attack -rate "$RATE/s" -duration "$DURATION" -timeout 30s -targets "$tmp/targets" >"$tmp/$1.bin"
   vegeta report -type json "$tmp/$1.bin" >"$tmp/$1.json"
   read -r n ok p50 p99 max < <(go run ./internal/tools/vegetasum "$tmp/$1.json")
   printf '%-44s %7s %8s %9s %9s %9s\n' "$1" "$n" "$ok" "$p50" "$p99" "$max" | tee -a "$results"
 }
-echo "body $(wc -c <"$tmp/body100k") bytes, $RATE requests/s for $DURATION, open loop (vegeta); latency in ms"
+echo "body $(wc -c <"$tmp/body100k") bytes, $RATE requests/s for $DURATION after a $WARMUP warm-up, open loop (vegeta); latency in ms"
 printf '%-44s %7s %8s %9s %9s %9s\n' path requests success p50 p99 max | tee "$results"
 attack "upstream directly" 127.0.0.1:9301 "$tmp/body100k"
 attack "nginx proxy_pass" 127.0.0.1:9311 "$tmp/body100k"
