@@ -231,8 +231,12 @@ func (p *Publisher) Run(ctx context.Context) {
 				fd = 10 * time.Second
 			}
 			dctx, cancel := context.WithTimeout(context.Background(), fd)
-			p.Drain(dctx)
+			n, err := p.Drain(dctx)
 			cancel()
+			if err != nil && p.Log != nil {
+				p.Log.Warn("the last event delivery stopped; undelivered events stay in the outbox for the next run",
+					"delivered", n, "err", err, "final_drain", fd)
+			}
 			return
 		case <-time.After(wait):
 		}
