@@ -46,9 +46,7 @@ func TestPipelineHelper(t *testing.T) {
 	}
 	pctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	// As `cutover pipeline` runs it: the last drain may take up to 2 min
-	// (under -race on a busy machine the default 10 s left events pending).
-	go func() { (&Publisher{Store: st, Sink: sink, FinalDrain: 2 * time.Minute}).Run(pctx); close(done) }()
+	go func() { (&Publisher{Store: st, Sink: sink}).Run(pctx); close(done) }()
 	tg := newTagger(t, cfg, st)
 	src, _ := OpenSource(ctx, h.Source, S3Options{})
 	switch h.Mode {

@@ -205,16 +205,27 @@ func (p *Publisher) Drain(ctx context.Context) (int, error) {
 }
 
 // Run drains the outbox until ctx ends, backing off after sink errors,
-// then drains once more (bounded by FinalDrain, default 10 s) so that a
-// clean shutdown leaves nothing behind.
+// then drains once more so that a clean shutdown leaves nothing behind.
+// Drains run under their own context, cancelled only FinalDrain (default
+// 10 s) after ctx ends: a drain cancelled in flight on PostgreSQL would
+// leave its rows locked until the rollback reached the server, and the
+// last drain (FOR UPDATE SKIP LOCKED) would skip them and stop.
 func (p *Publisher) Run(ctx context.Context) {
 	iv := p.Interval
 	if iv <= 0 {
 		iv = 200 * time.Millisecond
 	}
+	fd := p.FinalDrain
+	if fd <= 0 {
+		fd = 10 * time.Second
+	}
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(fd, cancel) })
+	defer stop()
 	backoff := iv
 	for {
-		_, err := p.Drain(ctx)
+		_, err := p.Drain(dctx)
 		wait := iv
 		if err != nil && ctx.Err() == nil {
 			if p.Log != nil {
@@ -226,13 +237,7 @@ func (p *Publisher) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			fd := p.FinalDrain
-			if fd <= 0 {
-				fd = 10 * time.Second
-			}
-			dctx, cancel := context.WithTimeout(context.Background(), fd)
 			n, err := p.Drain(dctx)
-			cancel()
 			if err != nil && p.Log != nil {
 				p.Log.Warn("the last event delivery stopped; undelivered events stay in the outbox for the next run",
 					"delivered", n, "err", err, "final_drain", fd)

@@ -61,10 +61,6 @@ func (ri *reqInfo) newBodyReader(rest io.Reader) io.ReadCloser {
 	return &bodyReader{Reader: r, ri: ri.hold()}
 }
 
-// WriteTo hands the transport the whole buffer in one write instead of
-// 32 KiB copies (what NopCloser of a bytes.Reader also keeps).
-func (b *bodyReader) WriteTo(w io.Writer) (int64, error) { return io.Copy(w, b.Reader) }
-
 func (b *bodyReader) Close() error {
 	b.once.Do(b.ri.release)
 	return nil

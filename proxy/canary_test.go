@@ -307,8 +307,8 @@ func TestRollback(t *testing.T) {
 	}
 	// A restart with the same state file stays rolled back.
 	e2 := newEnv(t, envOpts{proxyExtra: canaryYAML("canary", fmt.Sprintf("percent: 50, state_file: %q", stateFile))})
-	if p := e2.p.ctl.Percent(); p != 0 || !e2.p.ctl.st.RolledBack {
-		t.Errorf("after a restart: percent %v rolled back %v, want 0 and true", p, e2.p.ctl.st.RolledBack)
+	if p := e2.p.ctl.Percent(); p != 0 || !canaryState(e2).RolledBack {
+		t.Errorf("after a restart: percent %v rolled back %v, want 0 and true", p, canaryState(e2).RolledBack)
 	}
 }
 
@@ -333,10 +333,7 @@ func TestSteps(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		sendAll(t, e, 40, 8)
-		e.p.ctl.mu.Lock()
-		done := e.p.ctl.st.Complete
-		e.p.ctl.mu.Unlock()
-		if done {
+		if canaryState(e).Complete {
 			break
 		}
 	}
@@ -357,7 +354,7 @@ func TestSteps(t *testing.T) {
 	b, _ := json.Marshal(CanaryState{Primary: "legacy", Candidate: "holysheep", Step: 1, Percent: 50})
 	os.WriteFile(f, b, 0o644)
 	e2 := newEnv(t, envOpts{proxyExtra: canaryYAML("canary", fmt.Sprintf("state_file: %q, %s", f, steps))})
-	if p, s := e2.p.ctl.Percent(), e2.p.ctl.st.Step; p != 50 || s != 1 {
+	if p, s := e2.p.ctl.Percent(), canaryState(e2).Step; p != 50 || s != 1 {
 		t.Errorf("resumed at step %d, %v %%; want step 1, 50 %%", s, p)
 	}
 	// A failing step rolls back.
@@ -367,9 +364,15 @@ func TestSteps(t *testing.T) {
 		sendAll(t, e3, 40, 8)
 		time.Sleep(60 * time.Millisecond)
 	}
-	if e3.p.ctl.Percent() != 0 || !strings.Contains(e3.p.ctl.st.History[len(e3.p.ctl.st.History)-1].Reason, "gates failed") {
-		t.Errorf("failing step: %+v", e3.p.ctl.st)
+	if st := canaryState(e3); st.Percent != 0 || !strings.Contains(st.History[len(st.History)-1].Reason, "gates failed") {
+		t.Errorf("failing step: %+v", st)
 	}
+}
+
+// canaryState reads the controller's state under its lock (its
+// evaluation loop writes it concurrently).
+func canaryState(e *env) CanaryState {
+	return e.p.ctl.status(time.Now())["state"].(CanaryState)
 }
 
 // TestAdminAPI: mutations need the bearer token; concurrent admin calls and
