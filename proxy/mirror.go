@@ -134,7 +134,9 @@ func (p *Proxy) mirror(pairID string, ri *reqInfo) {
 	}
 	var est float64
 	if reason == "" {
-		est = p.estimateCost(req)
+		if p.budget.limit > 0 { // the estimate only feeds the daily budget
+			est = p.estimateCost(req)
+		}
 		if !p.budget.reserve(est, now, p) {
 			reason = record.SkipDailySpend
 		}
