@@ -35,6 +35,12 @@ func (p *Proxy) candidateAnswers(ri *reqInfo) (vision.Request, bool) {
 			return vision.Request{}, false
 		}
 	}
+	byImage := p.cfg.Proxy.Mode == config.ModeCanary && pct < 100 && p.cfg.Proxy.Canary.StickyBy == "image"
+	if p.cfg.Proxy.Mode == config.ModeCanary && pct < 100 && !byImage && rand.Float64()*100 >= pct {
+		// Drawn per request for the primary: nothing to decode on the
+		// request path (the recording decodes it after the answer).
+		return vision.Request{}, false
+	}
 	req, err := ri.decode(p.primaryServer)
 	if err != nil {
 		return req, false
@@ -42,14 +48,10 @@ func (p *Proxy) candidateAnswers(ri *reqInfo) (vision.Request, bool) {
 	if p.cfg.Proxy.Mode == config.ModeCutover {
 		return req, p.breaker.allow(time.Now())
 	}
-	if pct >= 100 {
-		return req, true
+	if byImage {
+		return req, imageUnit(req.Image.SHA256)*100 < pct
 	}
-	u := rand.Float64()
-	if p.cfg.Proxy.Canary.StickyBy == "image" {
-		u = imageUnit(req.Image.SHA256)
-	}
-	return req, u*100 < pct
+	return req, true
 }
 
 // imageUnit maps an image's SHA-256 to [0, 1): the same image always gets
@@ -109,10 +111,17 @@ func (p *Proxy) serveByCandidate(r, out *http.Request, ri *reqInfo, req vision.R
 // fallback to the primary, or its error in the primary's format.
 func (p *Proxy) afterCandidate(r, out *http.Request, ri *reqInfo, req vision.Request, pairID string, c candidateOutcome, route string) *http.Response {
 	if c.err == nil {
-		p.recordCandidate(pairID, req, c, route, true)
 		p.judge(c)
 		p.met.answered.WithLabelValues("candidate").Inc()
-		resp := p.translate(r, req, c.res)
+		tags := p.tx.Normalize(p.candidateClient.Codec.Format(), c.res)
+		resp := p.translate(r, req, tags)
+		// Recorded off the request path, as a primary answer is; Shutdown
+		// waits for it.
+		p.recordings.Add(1)
+		go func() {
+			defer p.recordings.Done()
+			p.recordCandidateTags(pairID, req, c, route, true, &tags)
+		}()
 		if *p.cfg.Proxy.Canary.CompareWithLegacy {
 			p.compareWithPrimary(pairID, out, ri)
 		}
@@ -173,7 +182,9 @@ func (p *Proxy) hedge(r, out *http.Request, ri *reqInfo, req vision.Request, pai
 			// The candidate won: stop the primary, record it as cancelled.
 			cancelPrimary()
 			ri.hold()
+			p.recordings.Add(1) // before the goroutine: Shutdown may be waiting
 			go func() {
+				defer p.recordings.Done()
 				defer ri.release()
 				if prim == nil {
 					l := <-pc
@@ -182,14 +193,12 @@ func (p *Proxy) hedge(r, out *http.Request, ri *reqInfo, req vision.Request, pai
 				if prim.resp != nil {
 					prim.resp.Body.Close()
 				}
-				p.recordings.Add(1)
-				defer p.recordings.Done()
 				p.recordPrimary(pairID, prim.start, 0, 0, nil, nil, &vision.Error{Code: record.CodeCancelled, Message: "hedge: the candidate answered first"}, ri, meta{route: "hedge"})
 			}()
 			p.recordCandidate(pairID, req, *cand, "hedge", true)
 			p.judge(*cand)
 			p.met.answered.WithLabelValues("candidate").Inc()
-			return p.translate(r, req, cand.res)
+			return p.translate(r, req, p.tx.Normalize(p.candidateClient.Codec.Format(), cand.res))
 		case prim != nil && prim.err == nil && prim.resp.StatusCode/100 == 2, prim != nil && cand != nil:
 			// The primary won, or both are in and the candidate failed:
 			// the client gets the primary's own answer.
@@ -251,8 +260,7 @@ func (p *Proxy) judge(c candidateOutcome) {
 // translate writes the candidate's answer in the primary's wire format, as
 // the primary would have: its vocabulary (taxonomy.Render), its body, its
 // headers.
-func (p *Proxy) translate(r *http.Request, req vision.Request, res vision.Result) *http.Response {
-	tags := p.tx.Normalize(p.candidateClient.Codec.Format(), res)
+func (p *Proxy) translate(r *http.Request, req vision.Request, tags vision.Tags) *http.Response {
 	out := p.tx.Render(p.primaryServer.Format(), tags)
 	out = out.Filter(req.MinConfidence, req.MaxLabels)
 	rec := httptest.NewRecorder()
@@ -298,19 +306,27 @@ func (d *doneBody) finish() {
 
 // recordCandidate records the candidate's call on the request path.
 func (p *Proxy) recordCandidate(pairID string, req vision.Request, c candidateOutcome, route string, served bool) {
+	p.recordCandidateTags(pairID, req, c, route, served, nil)
+}
+
+// recordCandidateTags is recordCandidate with the answer's tags when they
+// are already normalised (nil: normalise here).
+func (p *Proxy) recordCandidateTags(pairID string, req vision.Request, c candidateOutcome, route string, served bool, tags *vision.Tags) {
 	o := record.Observation{RequestID: pairID + "-c", PairID: pairID, Time: c.start, Provider: p.candidateName, Role: record.RoleCandidate,
 		LatencyNS: c.lat.Nanoseconds(), ImageSHA256: req.Image.SHA256, ImageSize: req.Image.Size, Status: 200, Served: served, Route: route}
 	if it, ok := p.fx.BySHA(req.Image.SHA256); ok {
 		o.FixtureID = it.ID
 	}
-	var tags *vision.Tags
 	usage := c.res.Usage
 	if c.err != nil {
 		e := vision.AsError(c.err)
 		o.Status, o.Code, o.Error, usage = e.Status, string(e.Code), p.scrub.Replace(e.Error()), e.Usage
+		tags = nil
 	} else {
-		t := p.tx.Normalize(p.candidateClient.Codec.Format(), c.res)
-		tags = &t
+		if tags == nil {
+			t := p.tx.Normalize(p.candidateClient.Codec.Format(), c.res)
+			tags = &t
+		}
 		o.Tags, o.PromptVersion, o.ConfidenceSource = tags, c.res.PromptVersion, c.res.ConfidenceSource
 	}
 	o.Usage = usage

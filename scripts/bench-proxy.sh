@@ -54,7 +54,8 @@ for port in 9301 9302 9303 9304 9305 9306 9331 9332 9333 9311 9312 9313 9314; do
 # start_cutover NAME PRIMARY CANDIDATE LISTEN ADMIN [EXTRA]: a cutover proxy
 # (shadow, or EXTRA lines appended to its proxy section, e.g. a canary)
 start_cutover() {
-  sed -e "s/PRIMARY/$2/" -e "s/CANDIDATE_URL/$3/" -e "s/LISTEN/$4/" -e "s/ADMIN/$5/" scripts/perf/proxy/proxy.yaml.tmpl >"scripts/perf/proxy/.$1.yaml"
+  sed -e "s/PRIMARY/$2/" -e "s/CANDIDATE_URL/$3/" -e "s/LISTEN/$4/" -e "s/ADMIN/$5/" \
+    -e "s/candidate: CANDIDATE/candidate: ${CANDIDATE:-candidate}/" scripts/perf/proxy/proxy.yaml.tmpl >"scripts/perf/proxy/.$1.yaml"
   [ -n "${6:-}" ] && printf '%s\n' "$6" | sed 's/^/  /' >>"scripts/perf/proxy/.$1.yaml"
   ./bin/cutover proxy --config "scripts/perf/proxy/.$1.yaml" --run-dir "$tmp/run-$1" >"$tmp/$1.log" 2>"$tmp/$1.err" &
   cutover_pid=$!
@@ -134,16 +135,35 @@ printf 'peak RSS %d MB (target < 256); client p50 %s ms p99 %s ms, success %s; m
 
 echo
 echo "saturation, 10 KB bodies, mirroring on, instant upstreams (wrk -t2 -c32 -d$SAT_DURATION, median of 3):"
+# Every process shares the two cores, the simulated upstreams too, so the
+# like-for-like row mirrors to nginx's own Rekognition-format upstream
+# (cutover still decodes, re-encodes and records every call); the OpenAI
+# row adds the translation and an upstream that costs the simulator more.
+satfile="$tmp/sat.txt"
 sat() {
   local rates=()
   for _ in 1 2 3; do
     rates+=("$(BODY="$tmp/body10k" HEADERS="Content-Type: application/x-amz-json-1.1|X-Amz-Target: RekognitionService.DetectLabels" \
       wrk -t2 -c32 -d"$SAT_DURATION" -s scripts/perf/wrk-post.lua "http://$2/" | awk '/Requests\/sec/ {print $2}')")
   done
-  printf '%-44s %10s   (runs: %s)\n' "$1" "$(printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p)" "${rates[*]}"
+  local med; med=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p)
+  printf '%-56s %10s   (runs: %s)\n' "$1" "$med" "${rates[*]}"
+  printf '%s\n' "$med" >>"$satfile"
+}
+coverage() {
+  local seen mirrored
+  seen=$(grep -o '"seen": [0-9]*' "$tmp/run-$1/run.json" | grep -o '[0-9]*$')
+  mirrored=$(grep -o '"mirrored": [0-9]*' "$tmp/run-$1/run.json" | grep -o '[0-9]*$')
+  printf '%-56s (mirrored %s of %s calls)\n' "" "$mirrored" "$seen"
 }
 sat "nginx proxy_pass + mirror" 127.0.0.1:9314
-start_cutover sat 127.0.0.1:9331 127.0.0.1:9333 127.0.0.1:9325 127.0.0.1:9425
-sat "cutover shadow" 127.0.0.1:9325
+CANDIDATE=same-format start_cutover sat 127.0.0.1:9331 127.0.0.1:9332 127.0.0.1:9325 127.0.0.1:9425
+sat "cutover shadow, same-format candidate (as nginx)" 127.0.0.1:9325
 stop_cutover
-grep -o '"mirrored": [0-9]*\|"seen": [0-9]*' "$tmp/run-sat/run.json" | tr '\n' ' '; echo
+coverage sat
+start_cutover satai 127.0.0.1:9331 127.0.0.1:9333 127.0.0.1:9325 127.0.0.1:9425
+sat "cutover shadow, OpenAI-format candidate" 127.0.0.1:9325
+stop_cutover
+coverage satai
+awk 'NR==1 {n=$1} NR==2 {s=$1} NR==3 {o=$1} END {
+  printf "saturation: cutover (same-format) / nginx mirror = %.2f (target >= 1); OpenAI-format candidate / nginx = %.2f\n", s/n, o/n }' "$satfile"

@@ -51,7 +51,19 @@ func (s *Server) scale(d time.Duration) time.Duration { return time.Duration(flo
 
 // sleep waits d scaled, or until ctx ends.
 func (s *Server) sleep(ctx context.Context, d time.Duration) error {
+	return s.sleepFrom(ctx, time.Time{}, d)
+}
+
+// sleepFrom waits until d scaled has passed since from (now when zero):
+// a simulated latency is the provider's time from a received request to
+// its answer, so the simulator's own decoding counts towards it rather
+// than being added on top (an OpenAI-format body costs the simulator
+// several times a Rekognition one, which a vendor's latency would hide).
+func (s *Server) sleepFrom(ctx context.Context, from time.Time, d time.Duration) error {
 	d = s.scale(d)
+	if !from.IsZero() && d > 0 {
+		d -= time.Since(from)
+	}
 	if d <= 0 {
 		return ctx.Err()
 	}
@@ -129,6 +141,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
+	received := time.Now()
 	if tooLarge {
 		w.Header().Set("Connection", "close")
 		s.Codec.WriteError(w, vision.Errorf(vision.CodeTooLarge, "request body exceeds %d bytes", s.Codec.MaxBodyBytes()))
@@ -156,7 +169,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.Model.limiter != nil && s.Model.Format == string(config.FormatOpenAI) {
 		s.Model.rateHeaders(w.Header())
 	}
-	if err := s.sleep(r.Context(), out.Latency); err != nil {
+	if err := s.sleepFrom(r.Context(), received, out.Latency); err != nil {
 		return // the client went away
 	}
 	if cc != nil {

@@ -214,3 +214,23 @@ func TestHolySheepBatchOnSimulator(t *testing.T) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// A simulated latency counts from the received request: time the simulator
+// spent decoding it is part of the latency, not added on top of it.
+func TestLatencyCountsFromReceivedRequest(t *testing.T) {
+	s := &Server{TimeScale: 1}
+	start := time.Now()
+	if err := s.sleepFrom(context.Background(), start.Add(-30*time.Millisecond), 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 15*time.Millisecond || d >= 48*time.Millisecond {
+		t.Errorf("50 ms latency, 30 ms already spent: slept %v, want about 20 ms", d)
+	}
+	start = time.Now()
+	if err := s.sleepFrom(context.Background(), start.Add(-80*time.Millisecond), 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Millisecond {
+		t.Errorf("latency already spent: slept %v, want no sleep", d)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -247,6 +248,20 @@ func DecodeBase64(s string) ([]byte, error) {
 	}
 	return b, err
 }
+
+// AppendBase64 appends src in standard padded base64 to dst: the wire
+// encoding of an image, vectorised (several times encoding/base64's speed,
+// and on the request path of every translated call).
+func AppendBase64(dst, src []byte) []byte {
+	n := len(dst)
+	dst = slices.Grow(dst, fastb64.StdEncoding.EncodedLen(len(src)))
+	dst = dst[:n+fastb64.StdEncoding.EncodedLen(len(src))]
+	fastb64.StdEncoding.Encode(dst[n:], src)
+	return dst
+}
+
+// EncodeBase64 is src in standard padded base64, as AppendBase64.
+func EncodeBase64(src []byte) string { return fastb64.StdEncoding.EncodeToString(src) }
 
 // ParseRetryAfter reads a Retry-After header in seconds or as an HTTP date.
 func ParseRetryAfter(h http.Header) time.Duration {

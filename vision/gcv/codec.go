@@ -142,7 +142,7 @@ func EncodeRequest(req vision.Request) (AnnotateRequest, error) {
 	ir := ImageRequest{}
 	switch {
 	case len(req.Image.Bytes) > 0:
-		ir.Image.Content = base64.StdEncoding.EncodeToString(req.Image.Bytes)
+		ir.Image.Content = vision.EncodeBase64(req.Image.Bytes)
 	case strings.HasPrefix(req.Image.URL, "gs://"):
 		ir.Image.Source = &ImageSource{GCSImageURI: req.Image.URL}
 	case req.Image.URL != "":

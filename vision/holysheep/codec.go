@@ -12,7 +12,6 @@ package holysheep
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 
 	"fmt"
 	"math"
@@ -128,7 +127,7 @@ func EncodeRequest(model string, req vision.Request) (ClassifyRequest, error) {
 	cr := ClassifyRequest{Model: model, Task: "product_classification"}
 	switch {
 	case len(req.Image.Bytes) > 0:
-		cr.Image = base64.StdEncoding.EncodeToString(req.Image.Bytes)
+		cr.Image = vision.EncodeBase64(req.Image.Bytes)
 	case req.Image.URL != "":
 		cr.Image = req.Image.URL
 	default:

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -87,7 +86,7 @@ func (c *Codec) appendBody(dst []byte, req vision.Request) ([]byte, error) {
 		dst = append(dst, `"data:`...)
 		dst = append(dst, mt...)
 		dst = append(dst, ";base64,"...)
-		dst = base64.StdEncoding.AppendEncode(dst, req.Image.Bytes)
+		dst = vision.AppendBase64(dst, req.Image.Bytes)
 		dst = append(dst, '"')
 	case req.Image.URL != "":
 		u, err := json.Marshal(req.Image.URL)
@@ -114,7 +113,7 @@ func (c *Codec) EncodeRequest(req vision.Request) (ChatRequest, error) {
 		if mt == "" {
 			mt = "image/jpeg"
 		}
-		url = "data:" + mt + ";base64," + base64.StdEncoding.EncodeToString(req.Image.Bytes)
+		url = "data:" + mt + ";base64," + vision.EncodeBase64(req.Image.Bytes)
 	case req.Image.URL != "":
 		url = req.Image.URL
 	default:

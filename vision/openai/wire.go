@@ -13,6 +13,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+
+	"github.com/cutover/cutover/internal/jsonx"
 )
 
 // Path is the operation below the base URL (which ends in /v1).
@@ -52,9 +54,9 @@ type MessageContent struct {
 // MarshalJSON writes a string when there are no parts.
 func (c MessageContent) MarshalJSON() ([]byte, error) {
 	if c.Parts == nil {
-		return json.Marshal(c.Text)
+		return jsonx.Marshal(c.Text)
 	}
-	return json.Marshal(c.Parts)
+	return jsonx.Marshal(c.Parts)
 }
 
 // UnmarshalJSON reads a string or a list of parts.
@@ -62,9 +64,11 @@ func (c *MessageContent) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	switch {
 	case len(b) > 0 && b[0] == '"':
-		return json.Unmarshal(b, &c.Text)
+		return jsonx.Unmarshal(b, &c.Text)
 	case len(b) > 0 && b[0] == '[':
-		return json.Unmarshal(b, &c.Parts)
+		// segmentio's decoder: a part holds the image as a data URL, and
+		// encoding/json scans it several times over.
+		return jsonx.Unmarshal(b, &c.Parts)
 	case string(b) == "null":
 		return nil
 	}
