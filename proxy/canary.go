@@ -86,6 +86,12 @@ func (p *Proxy) serveByCandidate(r, out *http.Request, ri *reqInfo, req vision.R
 	defer cancel()
 	creq := req
 	creq.LLM = nil // the candidate builds its own prompt
+	if k.HedgeAfter <= 0 {
+		// Nothing to race: call the candidate from this goroutine (a
+		// hand-off to another and back costs two wake-ups on the path).
+		start, res, err := p.candidateCall(ctx, creq, nil)
+		return p.afterCandidate(r, out, ri, req, pairID, candidateOutcome{start: start, lat: time.Since(start), res: res, err: err}, "canary")
+	}
 	cc := make(chan candidateOutcome, 1)
 	ri.hold() // the candidate's request is built from the decoded image
 	go func() {
@@ -93,16 +99,12 @@ func (p *Proxy) serveByCandidate(r, out *http.Request, ri *reqInfo, req vision.R
 		start, res, err := p.candidateCall(ctx, creq, nil)
 		cc <- candidateOutcome{start: start, lat: time.Since(start), res: res, err: err}
 	}()
-	var hedge <-chan time.Time
-	if k.HedgeAfter > 0 {
-		t := time.NewTimer(k.HedgeAfter.D())
-		defer t.Stop()
-		hedge = t.C
-	}
+	t := time.NewTimer(k.HedgeAfter.D())
+	defer t.Stop()
 	select {
 	case c := <-cc:
 		return p.afterCandidate(r, out, ri, req, pairID, c, "canary")
-	case <-hedge:
+	case <-t.C:
 		return p.hedge(r, out, ri, req, pairID, cc, cancel)
 	}
 }

@@ -12,7 +12,7 @@
 # first allocations; the upstream and nginx stay up between rows, so
 # without it only cutover's rows would pay that start).
 # Installs nginx-light, wrk and vegeta when missing. Tunables: DURATION
-# (default 20s), WARMUP (5s), RATE (200), SAT_DURATION (10s),
+# (default 20s), WARMUP (5s), RATE (200), BLOCKS (4, interleaved canary/shadow 5 s blocks), SAT_DURATION (10s),
 # HANG_DURATION (60s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -105,6 +105,34 @@ canary: {percent: 100, candidate_timeout: 100ms, rollback: {error_rate: 100%}, c
 attack "cutover canary, hung candidate (fallback)" 127.0.0.1:9327 "$tmp/body100k"
 stop_cutover
 
+# Canary against shadow again, interleaved: both proxies up, 5 s blocks
+# alternating (the order swapped every block), pooled per proxy, so that a
+# slower stretch of this shared VM falls on both rows rather than on one.
+BLOCKS=${BLOCKS:-4}
+start_cutover ishadow 127.0.0.1:9301 127.0.0.1:9304 127.0.0.1:9321 127.0.0.1:9421
+ishadow_pid=$cutover_pid
+start_cutover icanary 127.0.0.1:9301 127.0.0.1:9304 127.0.0.1:9326 127.0.0.1:9426 \
+  "mode: canary
+canary: {percent: 50, sticky_by: request, compare_with_legacy: false, state_file: $tmp/icanary-state.json}"
+block() {
+  targets "$2" "$tmp/body100k" >"$tmp/targets-$1"
+  vegeta attack -rate "$RATE/s" -duration "${3:-5s}" -timeout 30s -targets "$tmp/targets-$1"
+}
+block s 127.0.0.1:9321 "$WARMUP" >/dev/null
+block c 127.0.0.1:9326 "$WARMUP" >/dev/null
+for i in $(seq "$BLOCKS"); do
+  if [ $((i % 2)) = 1 ]; then block s 127.0.0.1:9321 >"$tmp/is$i.bin"; block c 127.0.0.1:9326 >"$tmp/ic$i.bin"
+  else block c 127.0.0.1:9326 >"$tmp/ic$i.bin"; block s 127.0.0.1:9321 >"$tmp/is$i.bin"; fi
+done
+stop_cutover
+kill -TERM "$ishadow_pid" 2>/dev/null || true; wait "$ishadow_pid" 2>/dev/null || true
+for k in s c; do
+  vegeta report -type json "$tmp"/i$k*.bin >"$tmp/i$k.json"
+  read -r n ok p50 p99 max < <(go run ./internal/tools/vegetasum "$tmp/i$k.json")
+  label="cutover shadow (20 ms), interleaved"; [ $k = c ] && label="cutover canary 50 %, interleaved"
+  printf '%-44s %7s %8s %9s %9s %9s\n' "$label" "$n" "$ok" "$p50" "$p99" "$max" | tee -a "$results"
+done
+
 row() { grep -F "$1" "$results" | head -1 | awk '{print $(NF-2), $(NF-1)}'; }
 read -r d50 d99 < <(row "upstream directly")
 read -r c50 c99 < <(row "cutover shadow (20 ms")
@@ -112,12 +140,15 @@ read -r s50 s99 < <(row "cutover shadow (800 ms")
 read -r x50 x99 < <(row "cutover shadow (candidate down")
 read -r k50 k99 < <(row "cutover canary 50 %")
 read -r f50 f99 < <(row "cutover canary, hung candidate")
+read -r is50 is99 < <(row "cutover shadow (20 ms), interleaved")
+read -r ic50 ic99 < <(row "cutover canary 50 %, interleaved")
 echo
-awk -v d50="$d50" -v d99="$d99" -v c50="$c50" -v c99="$c99" -v s99="$s99" -v x99="$x99" -v k50="$k50" -v k99="$k99" -v f50="$f50" -v f99="$f99" 'BEGIN {
+awk -v d50="$d50" -v d99="$d99" -v c50="$c50" -v c99="$c99" -v s99="$s99" -v x99="$x99" -v k50="$k50" -v k99="$k99" -v f50="$f50" -v f99="$f99" -v is50="$is50" -v is99="$is99" -v ic50="$ic50" -v ic99="$ic99" -v blocks="$BLOCKS" 'BEGIN {
   printf "cutover added latency over direct: p50 %+.2f ms (target <= 0.5), p99 %+.2f ms (target <= 2)\n", c50-d50, c99-d99
   printf "client p99 with an 800 ms candidate: %+.2f ms vs the fast-candidate case (target within 2)\n", s99-c99
   printf "client p99 with the candidate down:  %+.2f ms vs the fast-candidate case (target within 2)\n", x99-c99
   printf "canary 50 %% with a healthy candidate: p50 %+.2f ms, p99 %+.2f ms vs shadow (target: p99 no more than shadow)\n", k50-c50, k99-c99
+  printf "  the same, interleaved %s x 5 s blocks: p50 %+.2f ms, p99 %+.2f ms vs shadow\n", blocks, ic50-is50, ic99-is99
   printf "fallback after a 100 ms candidate timeout: p50 %.2f ms = timeout + legacy direct p50 %+.2f ms; p99 %+.2f ms over 100 + direct p99\n", f50, f50-100-d50, f99-100-d99
 }'
 
