@@ -35,8 +35,9 @@ func (p *Proxy) candidateAnswers(ri *reqInfo) (vision.Request, bool) {
 			return vision.Request{}, false
 		}
 	}
-	byImage := p.cfg.Proxy.Mode == config.ModeCanary && pct < 100 && p.cfg.Proxy.Canary.StickyBy == "image"
-	if p.cfg.Proxy.Mode == config.ModeCanary && pct < 100 && !byImage && rand.Float64()*100 >= pct {
+	share := p.cfg.Proxy.Mode == config.ModeCanary && pct < 100
+	byImage := share && p.cfg.Proxy.Canary.StickyBy == "image"
+	if share && !byImage && rand.Float64()*100 >= pct {
 		// Drawn per request for the primary: nothing to decode on the
 		// request path (the recording decodes it after the answer).
 		return vision.Request{}, false
@@ -122,7 +123,7 @@ func (p *Proxy) afterCandidate(r, out *http.Request, ri *reqInfo, req vision.Req
 		p.recordings.Add(1)
 		go func() {
 			defer p.recordings.Done()
-			p.recordCandidateTags(pairID, req, c, route, true, &tags)
+			p.recordCandidate(pairID, req, c, route, true, &tags)
 		}()
 		if *p.cfg.Proxy.Canary.CompareWithLegacy {
 			p.compareWithPrimary(pairID, out, ri)
@@ -132,7 +133,7 @@ func (p *Proxy) afterCandidate(r, out *http.Request, ri *reqInfo, req vision.Req
 	}
 	code := string(vision.ErrorCode(c.err))
 	fallback := p.fallsBack(code)
-	p.recordCandidate(pairID, req, c, route, !fallback)
+	p.recordCandidate(pairID, req, c, route, !fallback, nil)
 	p.judge(c)
 	if fallback {
 		p.met.fallbacks.WithLabelValues(code).Inc()
@@ -197,10 +198,11 @@ func (p *Proxy) hedge(r, out *http.Request, ri *reqInfo, req vision.Request, pai
 				}
 				p.recordPrimary(pairID, prim.start, 0, 0, nil, nil, &vision.Error{Code: record.CodeCancelled, Message: "hedge: the candidate answered first"}, ri, meta{route: "hedge"})
 			}()
-			p.recordCandidate(pairID, req, *cand, "hedge", true)
+			tags := p.tx.Normalize(p.candidateClient.Codec.Format(), cand.res)
+			p.recordCandidate(pairID, req, *cand, "hedge", true, &tags)
 			p.judge(*cand)
 			p.met.answered.WithLabelValues("candidate").Inc()
-			return p.translate(r, req, p.tx.Normalize(p.candidateClient.Codec.Format(), cand.res))
+			return p.translate(r, req, tags)
 		case prim != nil && prim.err == nil && prim.resp.StatusCode/100 == 2, prim != nil && cand != nil:
 			// The primary won, or both are in and the candidate failed:
 			// the client gets the primary's own answer.
@@ -211,7 +213,7 @@ func (p *Proxy) hedge(r, out *http.Request, ri *reqInfo, req vision.Request, pai
 					p.recordCandidateCancelled(pairID, req, c)
 				}()
 			} else {
-				p.recordCandidate(pairID, req, *cand, "hedge", false)
+				p.recordCandidate(pairID, req, *cand, "hedge", false, nil)
 				p.judge(*cand)
 			}
 			p.met.answered.WithLabelValues("primary").Inc()
@@ -306,14 +308,9 @@ func (d *doneBody) finish() {
 	}
 }
 
-// recordCandidate records the candidate's call on the request path.
-func (p *Proxy) recordCandidate(pairID string, req vision.Request, c candidateOutcome, route string, served bool) {
-	p.recordCandidateTags(pairID, req, c, route, served, nil)
-}
-
-// recordCandidateTags is recordCandidate with the answer's tags when they
-// are already normalised (nil: normalise here).
-func (p *Proxy) recordCandidateTags(pairID string, req vision.Request, c candidateOutcome, route string, served bool, tags *vision.Tags) {
+// recordCandidate records the candidate's call; tags are its answer's,
+// normalised by the caller that also translated them (nil: normalise here).
+func (p *Proxy) recordCandidate(pairID string, req vision.Request, c candidateOutcome, route string, served bool, tags *vision.Tags) {
 	o := record.Observation{RequestID: pairID + "-c", PairID: pairID, Time: c.start, Provider: p.candidateName, Role: record.RoleCandidate,
 		LatencyNS: c.lat.Nanoseconds(), ImageSHA256: req.Image.SHA256, ImageSize: req.Image.Size, Status: 200, Served: served, Route: route}
 	if it, ok := p.fx.BySHA(req.Image.SHA256); ok {

@@ -253,9 +253,8 @@ func DecodeBase64(s string) ([]byte, error) {
 // encoding of an image, vectorised (14× encoding/base64 on a 75 KB image,
 // and on the request path of every translated call).
 func AppendBase64(dst, src []byte) []byte {
-	n := len(dst)
-	dst = slices.Grow(dst, fastb64.StdEncoding.EncodedLen(len(src)))
-	dst = dst[:n+fastb64.StdEncoding.EncodedLen(len(src))]
+	n, m := len(dst), fastb64.StdEncoding.EncodedLen(len(src))
+	dst = slices.Grow(dst, m)[:n+m]
 	fastb64.StdEncoding.Encode(dst[n:], src)
 	return dst
 }

@@ -54,9 +54,9 @@ type MessageContent struct {
 // MarshalJSON writes a string when there are no parts.
 func (c MessageContent) MarshalJSON() ([]byte, error) {
 	if c.Parts == nil {
-		return jsonx.Marshal(c.Text)
+		return json.Marshal(c.Text)
 	}
-	return jsonx.Marshal(c.Parts)
+	return json.Marshal(c.Parts)
 }
 
 // UnmarshalJSON reads a string or a list of parts.
