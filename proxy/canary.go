@@ -23,8 +23,9 @@ import (
 // candidateAnswers decides whether the candidate answers this
 // classification call: canary mode by the controller's share, sticky by
 // image hash or per request; cutover mode unless the breaker is open. The
-// request is decoded here, on the request path (its image hash decides):
-// a request that does not decode goes to the primary as received.
+// request is decoded here, on the request path, its image hashed only when
+// the hash decides (otherwise the recording hashes it, off the path): a
+// request that does not decode goes to the primary as received.
 func (p *Proxy) candidateAnswers(ri *reqInfo) (vision.Request, bool) {
 	if p.shuttingDown.Load() {
 		return vision.Request{}, false
@@ -42,7 +43,11 @@ func (p *Proxy) candidateAnswers(ri *reqInfo) (vision.Request, bool) {
 		// request path (the recording decodes it after the answer).
 		return vision.Request{}, false
 	}
-	req, err := ri.decode(p.primaryServer)
+	decode := ri.decodeUnhashed
+	if byImage {
+		decode = ri.decode
+	}
+	req, err := decode(p.primaryServer)
 	if err != nil {
 		return req, false
 	}
@@ -118,13 +123,7 @@ func (p *Proxy) afterCandidate(r, out *http.Request, ri *reqInfo, req vision.Req
 		p.met.answered.WithLabelValues("candidate").Inc()
 		tags := p.tx.Normalize(p.candidateClient.Codec.Format(), c.res)
 		resp := p.translate(r, req, tags)
-		// Recorded off the request path, as a primary answer is; Shutdown
-		// waits for it.
-		p.recordings.Add(1)
-		go func() {
-			defer p.recordings.Done()
-			p.recordCandidate(pairID, req, c, route, true, &tags)
-		}()
+		p.recordOff(ri, func(req vision.Request) { p.recordCandidate(pairID, req, c, route, true, &tags) })
 		if *p.cfg.Proxy.Canary.CompareWithLegacy {
 			p.compareWithPrimary(pairID, out, ri)
 		}
@@ -133,7 +132,7 @@ func (p *Proxy) afterCandidate(r, out *http.Request, ri *reqInfo, req vision.Req
 	}
 	code := string(vision.ErrorCode(c.err))
 	fallback := p.fallsBack(code)
-	p.recordCandidate(pairID, req, c, route, !fallback, nil)
+	p.recordOff(ri, func(req vision.Request) { p.recordCandidate(pairID, req, c, route, !fallback, nil) })
 	p.judge(c)
 	if fallback {
 		p.met.fallbacks.WithLabelValues(code).Inc()
@@ -199,7 +198,8 @@ func (p *Proxy) hedge(r, out *http.Request, ri *reqInfo, req vision.Request, pai
 				p.recordPrimary(pairID, prim.start, 0, 0, nil, nil, &vision.Error{Code: record.CodeCancelled, Message: "hedge: the candidate answered first"}, ri, meta{route: "hedge"})
 			}()
 			tags := p.tx.Normalize(p.candidateClient.Codec.Format(), cand.res)
-			p.recordCandidate(pairID, req, *cand, "hedge", true, &tags)
+			c := *cand
+			p.recordOff(ri, func(req vision.Request) { p.recordCandidate(pairID, req, c, "hedge", true, &tags) })
 			p.judge(*cand)
 			p.met.answered.WithLabelValues("candidate").Inc()
 			return p.translate(r, req, tags)
@@ -208,13 +208,11 @@ func (p *Proxy) hedge(r, out *http.Request, ri *reqInfo, req vision.Request, pai
 			// the client gets the primary's own answer.
 			if cand == nil {
 				cancelCandidate()
-				go func() {
-					c := <-cc
-					p.recordCandidateCancelled(pairID, req, c)
-				}()
+				p.recordOff(ri, func(req vision.Request) { p.recordCandidateCancelled(pairID, req, <-cc) })
 			} else {
-				p.recordCandidate(pairID, req, *cand, "hedge", false, nil)
-				p.judge(*cand)
+				c := *cand
+				p.recordOff(ri, func(req vision.Request) { p.recordCandidate(pairID, req, c, "hedge", false, nil) })
+				p.judge(c)
 			}
 			p.met.answered.WithLabelValues("primary").Inc()
 			if prim.err != nil {
@@ -306,6 +304,20 @@ func (d *doneBody) finish() {
 		d.called = true
 		d.done()
 	}
+}
+
+// recordOff runs record off the request path with the request decoded and
+// its image hashed (the hash may have been left out on the path); Shutdown
+// waits for it.
+func (p *Proxy) recordOff(ri *reqInfo, record func(req vision.Request)) {
+	p.recordings.Add(1) // before the goroutine: Shutdown may be waiting
+	ri.hold()
+	go func() {
+		defer p.recordings.Done()
+		defer ri.release()
+		req, _ := ri.decode(p.primaryServer)
+		record(req)
+	}()
 }
 
 // recordCandidate records the candidate's call; tags are its answer's,

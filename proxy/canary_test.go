@@ -171,6 +171,57 @@ func TestCanaryHealthy(t *testing.T) {
 	}
 }
 
+// TestCanaryRecordsImageHash: with canary.sticky_by request the image is
+// hashed off the request path, after the answer; every observation, the
+// candidate's served, fallen back or compared, still carries the image's
+// SHA-256 and fixture id, joined with the legacy's.
+func TestCanaryRecordsImageHash(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		candidate http.Handler
+	}{
+		{"healthy", nil},
+		{"500s (fallback)", candidateFaults()["500s"]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, envOpts{candidate: tc.candidate,
+				proxyExtra: canaryYAML("canary", "percent: 50, sticky_by: request, rollback: {error_rate: 100%}, compare_with_legacy: true")})
+			n := 200
+			for i, r := range sendAll(t, e, n, 8) {
+				if err := clientOK(r); err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+			}
+			e.p.mirrors.Wait()
+			fx := fixtureSet(t)
+			pairs := map[string][]record.Observation{}
+			for _, o := range e.observations(t) {
+				it, ok := fx.BySHA(o.ImageSHA256)
+				if !ok || it.ID != o.FixtureID {
+					t.Fatalf("%s observation %s (route %s): image %q, fixture %q: not the image sent", o.Role, o.RequestID, o.Route, o.ImageSHA256, o.FixtureID)
+				}
+				pairs[o.PairID] = append(pairs[o.PairID], o)
+			}
+			var cand int
+			for id, os := range pairs {
+				for _, o := range os[1:] {
+					if o.ImageSHA256 != os[0].ImageSHA256 {
+						t.Fatalf("pair %s: images %s and %s", id, os[0].ImageSHA256, o.ImageSHA256)
+					}
+				}
+				for _, o := range os {
+					if o.Role == record.RoleCandidate && o.Route == "canary" {
+						cand++
+					}
+				}
+			}
+			if len(pairs) != n || cand < n/4 || cand > 3*n/4 {
+				t.Errorf("%d pairs for %d requests, the candidate asked on the request path for %d", len(pairs), n, cand)
+			}
+		})
+	}
+}
+
 // TestCanaryTranslationSDK: answers translated from the candidate reach a
 // real aws-sdk-go-v2 Rekognition client with every field it reads present
 // and typed: labels with names, confidences (percent), parents and

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
+	"github.com/cutover/cutover/internal/bufpool"
 	"github.com/cutover/cutover/record"
 	"github.com/cutover/cutover/sim"
 	"github.com/cutover/cutover/vision"
@@ -57,7 +58,7 @@ func taxonomy(tb testing.TB) *vision.Taxonomy {
 
 // liveAtStart is the body pool's count of buffers out that env.stop
 // expects to find again once every request has finished.
-var liveAtStart int64
+var liveAtStart, candidateLiveAtStart int64
 
 // fixtureDir holds the package's fixture set; TestMain removes it.
 var fixtureDir string
@@ -70,6 +71,7 @@ func TestMain(m *testing.M) {
 	fixtureDir = dir
 	bodies.Poison(true) // a body or image read after its buffer was released shows as corrupted bytes
 	vision.ImagePool().Poison(true)
+	vision.RequestBodies().Poison(true)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -281,15 +283,22 @@ func (e *env) stop(t *testing.T) {
 	if err := e.rec.Close(); err != nil {
 		t.Errorf("closing the recorder: %v", err)
 	}
-	// Every request body's buffer is back in its pool: no path kept a
-	// reference (the transport may close a body just after RoundTrip).
-	deadline := time.Now().Add(3 * time.Second)
-	for bodies.Live() != liveAtStart && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := bodies.Live() - liveAtStart; n != 0 {
-		t.Errorf("%d request body buffers were never released", n)
-		liveAtStart = bodies.Live()
+	// Every request body's buffer, the client's and the candidate's, is
+	// back in its pool: no path kept a reference (the transport may close
+	// a body just after RoundTrip).
+	for _, pool := range []struct {
+		name  string
+		p     *bufpool.Pool
+		start *int64
+	}{{"client request body", &bodies, &liveAtStart}, {"candidate request body", vision.RequestBodies(), &candidateLiveAtStart}} {
+		deadline := time.Now().Add(3 * time.Second)
+		for pool.p.Live() != *pool.start && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := pool.p.Live() - *pool.start; n != 0 {
+			t.Errorf("%d %s buffers were never released", n, pool.name)
+			*pool.start = pool.p.Live()
+		}
 	}
 }
 

@@ -337,6 +337,7 @@ func (p *Proxy) candidateCall(ctx context.Context, req vision.Request, cpu chan 
 		return start, vision.Result{}, err
 	}
 	resp, err := c.HTTP.Do(hreq)
+	vision.ReleaseRequest(hreq)
 	if err != nil {
 		return start, vision.Result{}, vision.TransportError(err)
 	}

@@ -518,18 +518,42 @@ type reqInfo struct {
 	hdr  http.Header
 	url  url.URL
 	once sync.Once
-	req  vision.Request
+	req  vision.Request // never changed after once: copies are read concurrently
 	err  error
+
+	hashOnce sync.Once
+	sha      string // the image's SHA-256 when req was decoded without it
 }
 
+// decode returns the request decoded, its image hashed.
 func (ri *reqInfo) decode(codec vision.ServerCodec) (vision.Request, error) {
+	req, err := ri.decodeUnhashed(codec)
+	if err != nil || req.Image.SHA256 != "" {
+		return req, err
+	}
+	ri.hashOnce.Do(func() {
+		im := req.Image
+		vision.HashImage(&im)
+		ri.sha = im.SHA256
+	})
+	req.Image.SHA256 = ri.sha
+	return req, nil
+}
+
+// decodeUnhashed is decode for the request path: the image's SHA-256 may
+// be left out (vision.UnhashedDecoder), for decode to add off the path.
+func (ri *reqInfo) decodeUnhashed(codec vision.ServerCodec) (vision.Request, error) {
 	ri.once.Do(func() {
 		if ri.hdr == nil {
 			ri.err = errors.New("request not kept")
 			return
 		}
 		hr := &http.Request{Method: http.MethodPost, URL: &ri.url, Header: ri.hdr}
-		ri.req, ri.err = codec.DecodeRequest(hr, ri.body)
+		if u, ok := codec.(vision.UnhashedDecoder); ok {
+			ri.req, ri.err = u.DecodeRequestUnhashed(hr, ri.body)
+		} else {
+			ri.req, ri.err = codec.DecodeRequest(hr, ri.body)
+		}
 		if overlaps(ri.req.Image.Bytes, ri.body) {
 			// A binary upload: the image is the body, whose buffer is reused.
 			ri.req.Image.Bytes = bytes.Clone(ri.req.Image.Bytes)

@@ -31,8 +31,23 @@ type Image struct {
 
 // NewImage returns an Image for b with its SHA-256, size and sniffed media type.
 func NewImage(b []byte) Image {
-	sum := sha256.Sum256(b)
-	return Image{Bytes: b, SHA256: hex.EncodeToString(sum[:]), Size: len(b), MediaType: SniffMediaType(b)}
+	im := unhashedImage(b)
+	HashImage(&im)
+	return im
+}
+
+// unhashedImage is NewImage without the SHA-256.
+func unhashedImage(b []byte) Image {
+	return Image{Bytes: b, Size: len(b), MediaType: SniffMediaType(b)}
+}
+
+// HashImage fills in im.SHA256 for an image decoded without it (see
+// UnhashedDecoder); an image that has one, or has no bytes, is left alone.
+func HashImage(im *Image) {
+	if im.SHA256 == "" && len(im.Bytes) > 0 {
+		sum := sha256.Sum256(im.Bytes)
+		im.SHA256 = hex.EncodeToString(sum[:])
+	}
 }
 
 // ImageFromURL returns an Image the provider fetches from u.

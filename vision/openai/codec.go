@@ -146,20 +146,34 @@ func (c *Codec) chatRequest(url string) ChatRequest {
 
 // NewRequest implements vision.ClientCodec.
 func (c *Codec) NewRequest(ctx context.Context, req vision.Request) (*http.Request, error) {
-	var body []byte
+	var hr *http.Request
 	var err error
-	if c.prefix != nil {
-		body, err = c.appendBody(make([]byte, 0, len(c.prefix)+len(c.suffix)+len(req.Image.Bytes)*4/3+64), req)
-	} else {
-		var cr ChatRequest
-		if cr, err = c.EncodeRequest(req); err == nil {
-			body, err = jsonx.Marshal(cr)
+	if c.prefix != nil && len(req.Image.Bytes) > 0 {
+		// Built in a pooled buffer sized so that appending never grows it
+		// (the data URL's media type is at most a few dozen bytes).
+		buf := vision.BodyBuffer(len(c.prefix) + len(c.suffix) + 4*((len(req.Image.Bytes)+2)/3) + len(req.Image.MediaType) + 64)
+		body, err := c.appendBody(*buf, req)
+		if err != nil {
+			vision.PutBodyBuffer(buf)
+			return nil, err
 		}
+		*buf = body
+		hr, err = vision.NewPooledRequest(ctx, http.MethodPost, c.BaseURL+Path, buf)
+	} else {
+		var body []byte
+		if c.prefix != nil {
+			body, err = c.appendBody(nil, req)
+		} else {
+			var cr ChatRequest
+			if cr, err = c.EncodeRequest(req); err == nil {
+				body, err = jsonx.Marshal(cr)
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		hr, err = http.NewRequestWithContext(ctx, http.MethodPost, c.BaseURL+Path, bytes.NewReader(body))
 	}
-	if err != nil {
-		return nil, err
-	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.BaseURL+Path, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("building chat request: %w", err)
 	}

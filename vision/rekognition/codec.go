@@ -240,13 +240,22 @@ func (c *Codec) MaxBodyBytes() int64 { return maxBody }
 
 // DecodeRequest implements vision.ServerCodec.
 func (c *Codec) DecodeRequest(r *http.Request, body []byte) (vision.Request, error) {
+	return c.decodeRequest(r, body, true)
+}
+
+// DecodeRequestUnhashed implements vision.UnhashedDecoder.
+func (c *Codec) DecodeRequestUnhashed(r *http.Request, body []byte) (vision.Request, error) {
+	return c.decodeRequest(r, body, false)
+}
+
+func (c *Codec) decodeRequest(r *http.Request, body []byte, hash bool) (vision.Request, error) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != ContentType && mt != "application/json" {
 		return vision.Request{}, vendorErr(vision.CodeBadRequest, "SerializationException", "Content-Type must be "+ContentType)
 	}
 	if t := r.Header.Get("X-Amz-Target"); t != Target {
 		return vision.Request{}, vendorErr(vision.CodeBadRequest, "UnknownOperationException", "")
 	}
-	return DecodeInput(body)
+	return decodeInput(body, hash)
 }
 
 // detectLabelsIn is DetectLabelsInput as a server decodes it: the image
@@ -297,7 +306,9 @@ func (p pooledBytes) len() int {
 
 // DecodeInput parses a DetectLabels body. The image's bytes are in a
 // pooled buffer: vision.ReleaseImage returns it when the caller is done.
-func DecodeInput(body []byte) (vision.Request, error) {
+func DecodeInput(body []byte) (vision.Request, error) { return decodeInput(body, true) }
+
+func decodeInput(body []byte, hash bool) (vision.Request, error) {
 	var in detectLabelsIn
 	if err := jsonx.Unmarshal(body, &in); err != nil {
 		msg := "Start of structure or map found where not expected."
@@ -317,7 +328,7 @@ func DecodeInput(body []byte) (vision.Request, error) {
 	case in.Image.Bytes.len() == 0:
 		return req, vendorErr(vision.CodeBadRequest, "ValidationException", "1 validation error detected: Value at 'image.bytes' failed to satisfy constraint: Member must have length greater than or equal to 1")
 	default:
-		im, err := vision.DecodePooledImage(in.Image.Bytes.buf, MaxImageBytes)
+		im, err := vision.DecodePooledImage(in.Image.Bytes.buf, MaxImageBytes, hash)
 		if err != nil {
 			return req, toVendor(err)
 		}
