@@ -328,7 +328,10 @@ func (e *env) send(t testing.TB, seq string, b []byte) result {
 	if err != nil {
 		t.Fatal(err)
 	}
+	vision.ReleaseRequest(hr) // the body is kept as sent: its pooled buffer goes back
+	hr.Body.Close()
 	hr.Body = io.NopCloser(bytes.NewReader(sent))
+	hr.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(sent)), nil }
 	res := do(hr)
 	res.sent = sent
 	return res

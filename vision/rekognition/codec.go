@@ -94,11 +94,17 @@ func (c *Codec) NewRequest(ctx context.Context, req vision.Request) (*http.Reque
 	if err != nil {
 		return nil, err
 	}
-	body, err := jsonx.Marshal(in)
-	if err != nil {
-		return nil, fmt.Errorf("encoding DetectLabels: %w", err)
+	var hr *http.Request
+	var body []byte
+	if buf, ok := appendInput(in); ok {
+		body = *buf
+		hr, err = vision.NewPooledRequest(ctx, http.MethodPost, c.BaseURL+"/", buf)
+	} else {
+		if body, err = jsonx.Marshal(in); err != nil {
+			return nil, fmt.Errorf("encoding DetectLabels: %w", err)
+		}
+		hr, err = http.NewRequestWithContext(ctx, http.MethodPost, c.BaseURL+"/", bytes.NewReader(body))
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.BaseURL+"/", bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("building DetectLabels request: %w", err)
 	}
@@ -108,6 +114,30 @@ func (c *Codec) NewRequest(ctx context.Context, req vision.Request) (*http.Reque
 		return nil, err
 	}
 	return hr, nil
+}
+
+// appendInput encodes in, an image given as bytes, into a pooled buffer
+// (vision.BodyBuffer): the image's base64 is written straight into it and
+// the rest marshalled as usual, byte for byte what jsonx.Marshal(in)
+// writes. ok is false for an input it does not handle.
+func appendInput(in DetectLabelsInput) (*[]byte, bool) {
+	img := in.Image.Bytes
+	if len(img) == 0 || in.Image.S3Object != nil {
+		return nil, false
+	}
+	in.Image.Bytes = nil
+	rest, err := jsonx.Marshal(in)
+	const empty, open = `{"Image":{}`, `{"Image":{"Bytes":"`
+	if err != nil || !bytes.HasPrefix(rest, []byte(empty)) {
+		return nil, false
+	}
+	rest = rest[len(empty):]
+	buf := vision.BodyBuffer(len(open) + 4*((len(img)+2)/3) + 2 + len(rest))
+	b := append(*buf, open...)
+	b = vision.AppendBase64(b, img)
+	b = append(b, `"}`...)
+	*buf = append(b, rest...)
+	return buf, true
 }
 
 // Sign signs hr (whose body is body) with SigV4 for service rekognition.

@@ -292,3 +292,46 @@ func FuzzDecodeResponse(f *testing.F) {
 		_ = res
 	})
 }
+
+// TestAppendInputMatchesMarshal: the pooled encoder writes byte for byte
+// what jsonx.Marshal writes, for every option and image length.
+func TestAppendInputMatchesMarshal(t *testing.T) {
+	reqs := []vision.Request{
+		{},
+		{MaxLabels: 7},
+		{MinConfidence: 0.55, Attributes: []vision.AttributeKind{vision.KindColor}},
+		{MaxLabels: 3, MinConfidence: 0.123456789, CategoryFilter: []string{"Shoe", "Dress"}, Attributes: []vision.AttributeKind{vision.KindColor, vision.KindPattern}},
+	}
+	lengths := []int{75000}
+	for n := 1; n < 200; n++ {
+		lengths = append(lengths, n)
+	}
+	for _, n := range lengths {
+		img := make([]byte, n)
+		for i := range img {
+			img[i] = byte(i*131 + n)
+		}
+		for _, r := range reqs {
+			r.Image = vision.Image{Bytes: img}
+			in, err := EncodeRequest(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := json.Marshal(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf, ok := appendInput(in)
+			if !ok {
+				t.Fatalf("appendInput declined %d bytes, %+v", n, r)
+			}
+			if !bytes.Equal(*buf, want) {
+				t.Fatalf("%d bytes, %+v:\n got %.300s\nwant %.300s", n, r, *buf, want)
+			}
+			vision.PutBodyBuffer(buf)
+		}
+	}
+	if _, ok := appendInput(DetectLabelsInput{Image: Image{S3Object: &S3Object{Bucket: "b", Name: "k"}}}); ok {
+		t.Error("appendInput took an S3 image")
+	}
+}
