@@ -242,6 +242,27 @@ func FuzzDecodeInput(f *testing.F) {
 		if json.Unmarshal(b, &std) == nil && req.Image.URL == "" && !bytes.Equal(std.Image.Bytes, req.Image.Bytes) {
 			t.Fatalf("image bytes differ from encoding/json's for %q", b)
 		}
+		// Decoded without the hash, HashImage adds the same one.
+		un, err := decodeInput(b, false)
+		if err != nil {
+			t.Fatalf("decodes hashed but not unhashed: %v", err)
+		}
+		vision.HashImage(&un.Image)
+		if un.Image.SHA256 != req.Image.SHA256 {
+			t.Fatalf("HashImage %q, decoding %q", un.Image.SHA256, req.Image.SHA256)
+		}
+		vision.ReleaseImage(&un.Image)
+		// Re-encoded for a candidate: the pooled encoder writes what
+		// encoding/json does.
+		if in, err := EncodeRequest(req); err == nil {
+			want, _ := json.Marshal(in)
+			if buf, ok := appendInput(in); ok {
+				if !bytes.Equal(*buf, want) {
+					t.Fatalf("pooled encoding differs from encoding/json's for %q", b)
+				}
+				vision.PutBodyBuffer(buf)
+			}
+		}
 		vision.ReleaseImage(&req.Image)
 	})
 }
