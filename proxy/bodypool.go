@@ -3,7 +3,7 @@ package proxy
 import (
 	"bytes"
 	"io"
-	"sync"
+	"net/url"
 	"unsafe"
 
 	"github.com/cutover/cutover/internal/bufpool"
@@ -16,54 +16,47 @@ import (
 // of 1 MB bodies the faults alone kept a core busy until requests queued
 // for seconds. A reused buffer is already resident.
 //
-// A buffer goes back to the pool only when its last holder lets go (see
-// reqInfo.hold and release). A holder that forgets leaves the buffer to
-// the garbage collector, which is safe; a release too early would hand
-// bytes still being forwarded to another request, so every path that
-// reads the body holds a reference for as long as it does.
+// A buffer goes back to the pool only when its last holder lets go: the
+// request path, the transport's body readers, and whatever reads the body
+// or its decoded image after the request path has moved on (reqInfo is a
+// bufpool.Shared).
 
 // bodies holds the request body buffers.
 var bodies bufpool.Pool
 
-// hold takes a reference to the request's body buffer, and to its decoded
-// image's, for a holder that reads either after the request path has
-// moved on; release lets go, and the last one returns both to their pools.
-func (ri *reqInfo) hold() *reqInfo {
-	ri.refs.Add(1)
+// newReqInfo returns body's reqInfo, held once by the request path
+// (Drop).
+func newReqInfo(body []byte, buf *[]byte, u url.URL) *reqInfo {
+	ri := &reqInfo{body: body, buf: buf, url: u}
+	ri.Init(ri.free)
 	return ri
 }
 
-func (ri *reqInfo) release() {
-	if ri.refs.Add(-1) != 0 {
-		return
-	}
+// hold takes a reference for a holder that reads the body or the decoded
+// image after the request path has moved on; it lets go with Release.
+func (ri *reqInfo) hold() *reqInfo {
+	ri.Hold()
+	return ri
+}
+
+// free returns the body's buffer and the decoded image's to their pools.
+func (ri *reqInfo) free() {
 	if ri.buf != nil {
 		bodies.Put(ri.buf)
 	}
 	vision.ReleaseImage(&ri.req.Image) // a decoded image's pooled buffer
 }
 
-// bodyReader is a forwarded request's body: the pooled bytes (followed
+// newBodyReader is a forwarded request's body: the pooled bytes (followed
 // by the rest of the client's stream when the body was over the mirror's
-// limit), with the reference released when the transport closes it
-// (RoundTrip always closes a request body, possibly after it returns).
-type bodyReader struct {
-	io.Reader
-	ri   *reqInfo
-	once sync.Once
-}
-
+// limit), holding the buffer until the transport closes it (RoundTrip
+// always closes a request body, possibly after it returns).
 func (ri *reqInfo) newBodyReader(rest io.Reader) io.ReadCloser {
 	var r io.Reader = bytes.NewReader(ri.body)
 	if rest != nil {
 		r = io.MultiReader(r, rest)
 	}
-	return &bodyReader{Reader: r, ri: ri.hold()}
-}
-
-func (b *bodyReader) Close() error {
-	b.once.Do(b.ri.release)
-	return nil
+	return ri.Reader(r)
 }
 
 // overlaps reports whether a and b share memory: a decoded image may be

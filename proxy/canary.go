@@ -101,7 +101,7 @@ func (p *Proxy) serveByCandidate(r, out *http.Request, ri *reqInfo, req vision.R
 	cc := make(chan candidateOutcome, 1)
 	ri.hold() // the candidate's request is built from the decoded image
 	go func() {
-		defer ri.release()
+		defer ri.Release()
 		start, res, err := p.candidateCall(ctx, creq, nil)
 		cc <- candidateOutcome{start: start, lat: time.Since(start), res: res, err: err}
 	}()
@@ -187,7 +187,7 @@ func (p *Proxy) hedge(r, out *http.Request, ri *reqInfo, req vision.Request, pai
 			p.recordings.Add(1) // before the goroutine: Shutdown may be waiting
 			go func() {
 				defer p.recordings.Done()
-				defer ri.release()
+				defer ri.Release()
 				if prim == nil {
 					l := <-pc
 					prim = &l
@@ -314,7 +314,7 @@ func (p *Proxy) recordOff(ri *reqInfo, record func(req vision.Request)) {
 	ri.hold()
 	go func() {
 		defer p.recordings.Done()
-		defer ri.release()
+		defer ri.Release()
 		req, _ := ri.decode(p.primaryServer)
 		record(req)
 	}()
@@ -369,7 +369,7 @@ func (p *Proxy) compareWithPrimary(pairID string, out *http.Request, ri *reqInfo
 	ri.hold()
 	go func() {
 		defer func() {
-			ri.release()
+			ri.Release()
 			p.queueBytes.Add(-n)
 			p.inFlight.Add(-1)
 			p.mirrors.Done()

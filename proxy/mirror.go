@@ -109,7 +109,7 @@ func (p *Proxy) estimateCost(req vision.Request) float64 {
 func (p *Proxy) mirror(pairID string, ri *reqInfo) {
 	n := int64(len(ri.body)) * mirrorMemoryFactor
 	defer func() {
-		ri.release() // the decoded image is read until the candidate's request is built
+		ri.Release() // the decoded image is read until the candidate's request is built
 		p.queueBytes.Add(-n)
 		p.inFlight.Add(-1)
 		p.mirrors.Done()

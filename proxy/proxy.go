@@ -36,6 +36,7 @@ import (
 
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
+	"github.com/cutover/cutover/internal/bufpool"
 	"github.com/cutover/cutover/record"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/formats"
@@ -298,9 +299,8 @@ func (p *Proxy) handlePrimary(r *http.Request, reverse bool) *http.Response {
 		body = *buf
 	}
 	// The request path's own reference; every later reader holds its own.
-	ri := &reqInfo{body: body, buf: buf, url: *r.URL}
-	ri.refs.Store(1)
-	defer ri.release()
+	ri := newReqInfo(body, buf, *r.URL)
+	defer ri.Drop()
 	out := r.Clone(r.Context())
 	out.RequestURI = ""
 	if tooLarge {
@@ -393,7 +393,7 @@ func (p *Proxy) tapPrimary(resp *http.Response, start time.Time, pairID string, 
 			p.recordings.Add(1)
 			go func() {
 				defer p.recordings.Done()
-				defer ri.release()
+				defer ri.Release()
 				p.recordPrimary(pairID, start, lat, resp.StatusCode, resp.Header, captured, nil, ri, m)
 			}()
 		}
@@ -511,13 +511,14 @@ func (p *Proxy) recordPrimary(pairID string, start time.Time, lat time.Duration,
 // reqInfo is a classification call as the mirror and the recorder see
 // it: the immutable body bytes, a copy of the headers and URL, decoded at
 // most once and never on the request path. The body lives in a pooled
-// buffer (buf) that returns to its pool when refs drops to zero: whoever
-// reads body or calls decode after handlePrimary has returned holds a
-// reference (hold, release) for as long as it does.
+// buffer (buf) that returns to its pool when its last holder lets go
+// (bufpool.Shared): whoever reads body or calls decode after
+// handlePrimary has returned holds it (hold, Release) for as long as it
+// does.
 type reqInfo struct {
 	body []byte
 	buf  *[]byte
-	refs atomic.Int32
+	bufpool.Shared
 	hdr  http.Header
 	url  url.URL
 	once sync.Once
