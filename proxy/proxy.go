@@ -37,6 +37,7 @@ import (
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
 	"github.com/cutover/cutover/internal/bufpool"
+	"github.com/cutover/cutover/internal/h1"
 	"github.com/cutover/cutover/record"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/formats"
@@ -58,7 +59,8 @@ type Proxy struct {
 	candidateClient            *vision.Client
 	candidateLimit             *rate.Limiter
 	primaryURL                 *url.URL
-	transport                  *http.Transport
+	transport                  *h1.Transport
+	candidateTransport         *h1.Transport
 	gp                         *goproxy.ProxyHttpServer
 	intercept                  map[string]bool
 	scrub                      *strings.Replacer
@@ -125,21 +127,19 @@ func New(cfg *config.Config, tx *vision.Taxonomy, rec *record.Writer, opt Option
 		return nil, err
 	}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	p.transport = &http.Transport{
-		Proxy: nil, DialContext: dialer.DialContext, TLSClientConfig: tlsConf,
-		MaxIdleConns: 2048, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second,
-		DisableCompression:    true, // the client's Accept-Encoding decides, and bytes pass untouched
-		ExpectContinueTimeout: time.Second, TLSHandshakeTimeout: 10 * time.Second,
-		// A body up to 64 KiB goes out in one write with its headers (4 KiB
-		// took two, and a fresh copy buffer for the rest, for every call).
-		WriteBufferSize: 64 << 10,
-	}
+	// Both upstreams are called through internal/h1: an HTTP/1.1 client
+	// that writes each request in one write with its headers and reads the
+	// answer on the calling goroutine. net/http's Transport flushes the
+	// headers of a pooled body on their own (two writes, and the upstream
+	// woken twice) and hands every call across two goroutines of its own;
+	// at saturation that was most of the proxy's CPU beyond the mirror's
+	// own work. Requests go once, never retried, except an idempotent one
+	// whose reused connection turned out closed.
+	p.transport = &h1.Transport{DialContext: dialer.DialContext, TLSClientConfig: tlsConf, MaxIdleConnsPerHost: 1024}
 	// The candidate gets its own pool: a hung candidate cannot take the
 	// primary's connections.
-	ct := vision.DefaultTransport()
-	ct.TLSClientConfig = tlsConf.Clone()
-	ct.Proxy = nil
-	if p.candidateClient, err = formats.NewClient(cfg, tx, pc.Candidate, &http.Client{Transport: ct}); err != nil {
+	p.candidateTransport = &h1.Transport{DialContext: dialer.DialContext, TLSClientConfig: tlsConf.Clone(), MaxIdleConnsPerHost: 512}
+	if p.candidateClient, err = formats.NewClient(cfg, tx, pc.Candidate, &http.Client{Transport: p.candidateTransport}); err != nil {
 		return nil, err
 	}
 	if p.candidate.MaxRPS > 0 {
@@ -444,6 +444,39 @@ func (t *tapBody) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo copies the answer to w with plain writes, which io.Copy (what
+// goproxy sends it to the client with) prefers. Otherwise io.Copy hands
+// the copy to the client connection's ReadFrom, which writes the headers
+// and the first 512 bytes in one syscall and the rest in another: an
+// answer that fits the server's buffers now goes out in one write.
+func (t *tapBody) WriteTo(w io.Writer) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, rerr := t.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+			if m < n {
+				return total, io.ErrShortWrite
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 func (t *tapBody) Close() error {
 	err := t.rc.Close()
 	t.finish(false)
@@ -594,8 +627,9 @@ func (p *Proxy) skip(reason, pairID string) {
 }
 
 // Shutdown stops taking new mirrors, waits for in-flight client requests
-// and then for the mirror queue, each bounded by ctx, and closes nothing
-// else: the caller closes the recorder after the listeners.
+// and then for the mirror queue, each bounded by ctx, and closes only its
+// idle upstream connections: the caller closes the recorder after the
+// listeners.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.shuttingDown.Store(true)
 	wait := func(wg *sync.WaitGroup) bool {
@@ -619,5 +653,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	p.stopMirrors()
 	p.recordings.Wait() // decoding an answer already received is quick: always wait
+	p.transport.CloseIdleConnections()
+	p.candidateTransport.CloseIdleConnections()
 	return errors.Join(errs...)
 }
