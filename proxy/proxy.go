@@ -129,11 +129,11 @@ func New(cfg *config.Config, tx *vision.Taxonomy, rec *record.Writer, opt Option
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	// Both upstreams are called through internal/h1: an HTTP/1.1 client
 	// that writes a request up to 60 KiB in one write with its headers and
-	// reads the answer on the calling goroutine. net/http's Transport flushes the
-	// headers of a pooled body on their own (two writes, and the upstream
-	// woken twice) and hands every call across two goroutines of its own;
-	// at saturation the switch took about 15 % off the proxy's CPU per
-	// request. Requests go once, never retried, except an idempotent one
+	// reads the answer on the calling goroutine. net/http's Transport
+	// flushes the headers of a pooled body on their own (two writes, and
+	// the upstream woken twice) and hands every call across two goroutines
+	// of its own; at saturation the switch took about 15 % off the proxy's
+	// CPU per request. Requests go once, never retried, except an idempotent one
 	// whose reused connection turned out closed.
 	p.transport = &h1.Transport{DialContext: dialer.DialContext, TLSClientConfig: tlsConf, MaxIdleConnsPerHost: 1024}
 	// The candidate gets its own pool: a hung candidate cannot take the
