@@ -95,7 +95,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			// just as it was taken; an idempotent request is sent again
 			// on a new one, once, as net/http does. Others never are.
 			if reused && attempt == 0 && ctx.Err() == nil && replayable(req) {
-				if req, err = rewind(req); err == nil {
+				if again, rerr := rewind(req); rerr == nil {
+					req = again
 					continue
 				}
 			}
