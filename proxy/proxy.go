@@ -133,8 +133,8 @@ func New(cfg *config.Config, tx *vision.Taxonomy, rec *record.Writer, opt Option
 	// flushes the headers of a pooled body on their own (two writes, and
 	// the upstream woken twice) and hands every call across two goroutines
 	// of its own; at saturation the switch took about 15 % off the proxy's
-	// CPU per request. Requests go once, never retried, except an idempotent one
-	// whose reused connection turned out closed.
+	// CPU per request. Requests go once, never retried, except an
+	// idempotent one whose reused connection turned out closed.
 	p.transport = &h1.Transport{DialContext: dialer.DialContext, TLSClientConfig: tlsConf, MaxIdleConnsPerHost: 1024}
 	// The candidate gets its own pool: a hung candidate cannot take the
 	// primary's connections.
@@ -452,27 +452,8 @@ func (t *tapBody) Read(b []byte) (int, error) {
 func (t *tapBody) WriteTo(w io.Writer) (int64, error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
-	buf := *bp
-	var total int64
-	for {
-		n, rerr := t.Read(buf)
-		if n > 0 {
-			m, werr := w.Write(buf[:n])
-			total += int64(m)
-			if werr != nil {
-				return total, werr
-			}
-			if m < n {
-				return total, io.ErrShortWrite
-			}
-		}
-		if rerr == io.EOF {
-			return total, nil
-		}
-		if rerr != nil {
-			return total, rerr
-		}
-	}
+	// Wrapped so that io.CopyBuffer uses neither t.WriteTo nor w's ReadFrom.
+	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{t}, *bp)
 }
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

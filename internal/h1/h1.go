@@ -26,6 +26,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -309,7 +310,7 @@ func (t *Transport) dial(ctx context.Context, key, addr, host string) (*conn, er
 	}
 	t.dials.Add(1)
 	c := &conn{key: key, nc: raw, raw: raw}
-	if key[:5] == "https" {
+	if strings.HasPrefix(key, "https:") {
 		tc := tls.Client(raw, t.tlsConfig(host))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			raw.Close()

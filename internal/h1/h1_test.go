@@ -320,28 +320,13 @@ func TestBodyClosedAndErrors(t *testing.T) {
 	}
 
 	// A server that resets the connection mid-answer.
-	ln, err = net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				buf := make([]byte, 4096)
-				c.Read(buf)
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
-				c.(*net.TCPConn).SetLinger(0)
-				c.Close()
-			}()
-		}
-	}()
+	addr = rawServer(t, func(c net.Conn) {
+		c.Read(make([]byte, 4096))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+		c.(*net.TCPConn).SetLinger(0)
+	})
 	b := &closeCounter{Reader: strings.NewReader("x")}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/", b)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/", b)
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
@@ -355,19 +340,11 @@ func TestBodyClosedAndErrors(t *testing.T) {
 		t.Fatalf("body closed %d times", b.closed.Load())
 	}
 	// Malformed status line.
-	ln2, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer ln2.Close()
-	go func() {
-		c, err := ln2.Accept()
-		if err != nil {
-			return
-		}
-		buf := make([]byte, 4096)
-		c.Read(buf)
+	addr = rawServer(t, func(c net.Conn) {
+		c.Read(make([]byte, 4096))
 		io.WriteString(c, "NOT HTTP AT ALL\r\n\r\n")
-		c.Close()
-	}()
-	req, _ = http.NewRequest(http.MethodPost, "http://"+ln2.Addr().String()+"/", strings.NewReader("x"))
+	})
+	req, _ = http.NewRequest(http.MethodPost, "http://"+addr+"/", strings.NewReader("x"))
 	if _, err := tr.RoundTrip(req); err == nil {
 		t.Fatal("malformed answer: no error")
 	}
@@ -435,41 +412,26 @@ func TestOneWrite(t *testing.T) {
 // sent again on a new connection, a POST is not (it may have been acted
 // on) and fails.
 func TestRetryOnlyIdempotent(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	var received sync.Map // method -> *atomic.Int64
 	count := func(m string) *atomic.Int64 {
 		v, _ := received.LoadOrStore(m, new(atomic.Int64))
 		return v.(*atomic.Int64)
 	}
-	go func() {
-		for {
-			nc, err := ln.Accept()
+	url := "http://" + rawServer(t, func(nc net.Conn) {
+		br := bufio.NewReader(nc)
+		for n := 0; ; n++ {
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer nc.Close()
-				br := bufioReader(nc)
-				for n := 0; ; n++ {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					count(req.Method).Add(1)
-					if n == 1 {
-						return // dropped without an answer
-					}
-					io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-			}()
+			io.Copy(io.Discard, req.Body)
+			count(req.Method).Add(1)
+			if n == 1 {
+				return // dropped without an answer
+			}
+			io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
-	}()
-	url := "http://" + ln.Addr().String() + "/"
+	}) + "/"
 	c := &http.Client{Transport: &Transport{}}
 	get := func() (string, error) {
 		resp, err := c.Get(url)
@@ -508,7 +470,29 @@ func TestRetryOnlyIdempotent(t *testing.T) {
 	}
 }
 
-func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
+// rawServer serves every connection with handle, which speaks raw bytes,
+// and closes the connection when handle returns; it returns the address.
+func rawServer(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
 
 // FuzzResponse: whatever bytes an upstream answers with, RoundTrip
 // returns an answer or an error (never panics or hangs), and an answer's
