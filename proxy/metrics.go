@@ -219,6 +219,7 @@ func (p *Proxy) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace) // scheduling delays: go tool trace
 	mux.HandleFunc("GET /report", p.serveReport)
 	p.canaryAdmin(mux)
 	mux.HandleFunc("GET /admin/status", func(w http.ResponseWriter, r *http.Request) {

@@ -361,3 +361,24 @@ func TestLiveReport(t *testing.T) {
 		t.Errorf("bad format: %d", resp.StatusCode)
 	}
 }
+
+// The admin listener serves Go's execution tracer: a trace taken while
+// traffic flows is a real trace file (the format's header), not an error
+// page.
+func TestAdminExecutionTrace(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	sent := make(chan int)
+	go func() { sent <- sendMany(t, e, 20, 2) }()
+	resp, err := http.Get(e.adminURL + "/debug/pprof/trace?seconds=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if ok := <-sent; ok != 20 {
+		t.Errorf("%d of 20 answers reached the client unchanged while tracing", ok)
+	}
+	if resp.StatusCode != http.StatusOK || !bytes.HasPrefix(b, []byte("go 1.")) || !bytes.Contains(b[:16], []byte(" trace")) {
+		t.Fatalf("GET /debug/pprof/trace: %d, %d bytes starting %q", resp.StatusCode, len(b), b[:min(len(b), 16)])
+	}
+}
