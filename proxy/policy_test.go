@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/record"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func TestSampleByImage(t *testing.T) {
@@ -119,8 +120,22 @@ func TestShutdownLosesNothing(t *testing.T) {
 			}
 		}(i)
 	}
-	time.Sleep(60 * time.Millisecond) // requests are in flight at the legacy
-	obs := e.observations(t)          // stops the proxy and closes the recorder
+	// Shut down once every request has reached the proxy and is in flight
+	// at the 150 ms legacy (waiting on the proxy's own count, not a sleep:
+	// on a slow host a fixed sleep can stop the proxy before any arrive).
+	seen := func() float64 {
+		var m dto.Metric
+		if err := e.p.met.seen.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	for deadline := time.Now().Add(10 * time.Second); seen() < 40; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %v of 40 requests reached the proxy in 10 s", seen())
+		}
+	}
+	obs := e.observations(t) // stops the proxy and closes the recorder
 	wg.Wait()
 	prim := 0
 	for _, o := range obs {
