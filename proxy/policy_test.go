@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/record"
-	dto "github.com/prometheus/client_model/go"
 )
 
 func TestSampleByImage(t *testing.T) {
@@ -123,16 +122,9 @@ func TestShutdownLosesNothing(t *testing.T) {
 	// Shut down once every request has reached the proxy and is in flight
 	// at the 150 ms legacy (waiting on the proxy's own count, not a sleep:
 	// on a slow host a fixed sleep can stop the proxy before any arrive).
-	seen := func() float64 {
-		var m dto.Metric
-		if err := e.p.met.seen.Write(&m); err != nil {
-			t.Fatal(err)
-		}
-		return m.GetCounter().GetValue()
-	}
-	for deadline := time.Now().Add(10 * time.Second); seen() < 40; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); counterValue(e.p.met.seen) < 40; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %v of 40 requests reached the proxy in 10 s", seen())
+			t.Fatalf("only %v of 40 requests reached the proxy in 10 s", counterValue(e.p.met.seen))
 		}
 	}
 	obs := e.observations(t) // stops the proxy and closes the recorder

@@ -378,7 +378,8 @@ func TestAdminExecutionTrace(t *testing.T) {
 	if ok := <-sent; ok != 20 {
 		t.Errorf("%d of 20 answers reached the client unchanged while tracing", ok)
 	}
-	if resp.StatusCode != http.StatusOK || !bytes.HasPrefix(b, []byte("go 1.")) || !bytes.Contains(b[:16], []byte(" trace")) {
-		t.Fatalf("GET /debug/pprof/trace: %d, %d bytes starting %q", resp.StatusCode, len(b), b[:min(len(b), 16)])
+	head := b[:min(len(b), 16)]
+	if resp.StatusCode != http.StatusOK || !bytes.HasPrefix(head, []byte("go 1.")) || !bytes.Contains(head, []byte(" trace")) {
+		t.Fatalf("GET /debug/pprof/trace: %d, %d bytes starting %q", resp.StatusCode, len(b), head)
 	}
 }
