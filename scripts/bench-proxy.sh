@@ -12,8 +12,9 @@
 # first allocations; the upstream and nginx stay up between rows, so
 # without it only cutover's rows would pay that start).
 # Installs nginx-light, wrk and vegeta when missing. Tunables: DURATION
-# (default 20s), WARMUP (5s), RATE (200), BLOCKS (4, interleaved canary/shadow 5 s blocks), SAT_DURATION (10s),
-# HANG_DURATION (60s).
+# (default 20s), WARMUP (5s), RATE (200), BLOCKS (4, interleaved 5 s blocks per path), SAT_DURATION (10s),
+# HANG_DURATION (60s), CUTOVER_GOMAXPROCS (unset: GOMAXPROCS for the cutover proxies
+# only, to compare scheduler settings without touching the anchors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-20s}
@@ -41,7 +42,7 @@ cleanup() {
 trap cleanup EXIT
 
 port_free() { if (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null; then echo "bench-proxy: port $1 is already in use (a stray process?): stop it first" >&2; exit 1; fi; }
-for port in 9301 9302 9303 9304 9305 9306 9311 9312 9313 9314 9321 9322 9323 9324 9325 9326 9327 9331 9332 9333 9421 9422 9423 9424 9425 9426 9427; do port_free $port; done
+for port in 9301 9302 9303 9304 9305 9306 9311 9312 9313 9314 9321 9322 9323 9324 9325 9326 9327 9328 9331 9332 9333 9421 9422 9423 9424 9425 9426 9427 9428; do port_free $port; done
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 
 ./bin/cutover simulate --config scripts/perf/proxy/sims.yaml --seed 1 >"$tmp/sims.log" 2>&1 & pids+=($!)
@@ -57,7 +58,7 @@ start_cutover() {
   sed -e "s/PRIMARY/$2/" -e "s/CANDIDATE_URL/$3/" -e "s/LISTEN/$4/" -e "s/ADMIN/$5/" \
     -e "s/candidate: CANDIDATE/candidate: ${CANDIDATE:-candidate}/" scripts/perf/proxy/proxy.yaml.tmpl >"scripts/perf/proxy/.$1.yaml"
   [ -n "${6:-}" ] && printf '%s\n' "$6" | sed 's/^/  /' >>"scripts/perf/proxy/.$1.yaml"
-  ./bin/cutover proxy --config "scripts/perf/proxy/.$1.yaml" --run-dir "$tmp/run-$1" >"$tmp/$1.log" 2>"$tmp/$1.err" &
+  GOMAXPROCS=${CUTOVER_GOMAXPROCS:-} ./bin/cutover proxy --config "scripts/perf/proxy/.$1.yaml" --run-dir "$tmp/run-$1" >"$tmp/$1.log" 2>"$tmp/$1.err" &
   cutover_pid=$!
   pids+=($cutover_pid)
   wait_port "${4##*:}"
@@ -105,9 +106,12 @@ canary: {percent: 100, candidate_timeout: 100ms, rollback: {error_rate: 100%}, c
 attack "cutover canary, hung candidate (fallback)" 127.0.0.1:9327 "$tmp/body100k"
 stop_cutover
 
-# Canary against shadow again, interleaved: both proxies up, 5 s blocks
-# alternating (the order swapped every block), pooled per proxy, so that a
-# slower stretch of this shared VM falls on both rows rather than on one.
+# The main comparison again, interleaved: the upstream directly, nginx
+# proxy_pass, nginx proxy_pass+mirror, cutover shadow and cutover canary
+# 50 %, all up at once, in 5 s blocks that take turns (the order reversed
+# every other block), pooled per path, so that a slower stretch of this
+# shared VM falls on every row rather than on one. The sequential rows
+# above each had their own 20 s; these are the fairer side-by-side figures.
 BLOCKS=${BLOCKS:-4}
 start_cutover ishadow 127.0.0.1:9301 127.0.0.1:9304 127.0.0.1:9321 127.0.0.1:9421
 ishadow_pid=$cutover_pid
@@ -118,23 +122,29 @@ block() {
   targets "$2" "$tmp/body100k" >"$tmp/targets-$1"
   vegeta attack -rate "$RATE/s" -duration "${3:-5s}" -timeout 30s -targets "$tmp/targets-$1"
 }
-block s 127.0.0.1:9321 "$WARMUP" >/dev/null
-block c 127.0.0.1:9326 "$WARMUP" >/dev/null
+ikeys=(d n m s c)
+declare -A iaddr=([d]=127.0.0.1:9301 [n]=127.0.0.1:9311 [m]=127.0.0.1:9312 [s]=127.0.0.1:9321 [c]=127.0.0.1:9326)
+declare -A ilabel=([d]="upstream directly, interleaved" [n]="nginx proxy_pass, interleaved" [m]="nginx proxy_pass + mirror, interleaved"
+  [s]="cutover shadow (20 ms), interleaved" [c]="cutover canary 50 %, interleaved")
+for k in "${ikeys[@]}"; do block "$k" "${iaddr[$k]}" "$WARMUP" >/dev/null; done
 for i in $(seq "$BLOCKS"); do
-  if [ $((i % 2)) = 1 ]; then block s 127.0.0.1:9321 >"$tmp/is$i.bin"; block c 127.0.0.1:9326 >"$tmp/ic$i.bin"
-  else block c 127.0.0.1:9326 >"$tmp/ic$i.bin"; block s 127.0.0.1:9321 >"$tmp/is$i.bin"; fi
+  order=("${ikeys[@]}")
+  [ $((i % 2)) = 0 ] && order=(c s m n d)
+  for k in "${order[@]}"; do block "$k" "${iaddr[$k]}" >"$tmp/i$k$i.bin"; done
 done
 stop_cutover
 kill -TERM "$ishadow_pid" 2>/dev/null || true; wait "$ishadow_pid" 2>/dev/null || true
-for k in s c; do
-  vegeta report -type json "$tmp"/i$k*.bin >"$tmp/i$k.json"
+for k in "${ikeys[@]}"; do
+  vegeta report -type json "$tmp"/i$k[0-9]*.bin >"$tmp/i$k.json"
   read -r n ok p50 p99 max < <(go run ./internal/tools/vegetasum "$tmp/i$k.json")
-  label="cutover shadow (20 ms), interleaved"; [ $k = c ] && label="cutover canary 50 %, interleaved"
-  printf '%-44s %7s %8s %9s %9s %9s\n' "$label" "$n" "$ok" "$p50" "$p99" "$max" | tee -a "$results"
+  printf '%-44s %7s %8s %9s %9s %9s\n' "${ilabel[$k]}" "$n" "$ok" "$p50" "$p99" "$max" | tee -a "$results"
 done
 
 row() { grep -F "$1" "$results" | head -1 | awk '{print $(NF-2), $(NF-1)}'; }
 read -r d50 d99 < <(row "upstream directly")
+read -r m50 m99 < <(row "nginx proxy_pass + mirror (20 ms")
+read -r id50 id99 < <(row "upstream directly, interleaved")
+read -r im50 im99 < <(row "nginx proxy_pass + mirror, interleaved")
 read -r c50 c99 < <(row "cutover shadow (20 ms")
 read -r s50 s99 < <(row "cutover shadow (800 ms")
 read -r x50 x99 < <(row "cutover shadow (candidate down")
@@ -143,8 +153,9 @@ read -r f50 f99 < <(row "cutover canary, hung candidate")
 read -r is50 is99 < <(row "cutover shadow (20 ms), interleaved")
 read -r ic50 ic99 < <(row "cutover canary 50 %, interleaved")
 echo
-awk -v d50="$d50" -v d99="$d99" -v c50="$c50" -v c99="$c99" -v s99="$s99" -v x99="$x99" -v k50="$k50" -v k99="$k99" -v f50="$f50" -v f99="$f99" -v is50="$is50" -v is99="$is99" -v ic50="$ic50" -v ic99="$ic99" -v blocks="$BLOCKS" 'BEGIN {
-  printf "cutover added latency over direct: p50 %+.2f ms (target <= 0.5), p99 %+.2f ms (target <= 2)\n", c50-d50, c99-d99
+awk -v d50="$d50" -v d99="$d99" -v m50="$m50" -v m99="$m99" -v id50="$id50" -v id99="$id99" -v im50="$im50" -v im99="$im99" -v c50="$c50" -v c99="$c99" -v s99="$s99" -v x99="$x99" -v k50="$k50" -v k99="$k99" -v f50="$f50" -v f99="$f99" -v is50="$is50" -v is99="$is99" -v ic50="$ic50" -v ic99="$ic99" -v blocks="$BLOCKS" 'BEGIN {
+  printf "cutover added latency over direct: p50 %+.2f ms (target <= 0.5), p99 %+.2f ms (target <= 2); nginx mirror: p50 %+.2f, p99 %+.2f\n", c50-d50, c99-d99, m50-d50, m99-d99
+  printf "  the same, interleaved %s x 5 s blocks: p50 %+.2f ms, p99 %+.2f ms; nginx mirror: p50 %+.2f, p99 %+.2f\n", blocks, is50-id50, is99-id99, im50-id50, im99-id99
   printf "client p99 with an 800 ms candidate: %+.2f ms vs the fast-candidate case (target within 2)\n", s99-c99
   printf "client p99 with the candidate down:  %+.2f ms vs the fast-candidate case (target within 2)\n", x99-c99
   printf "canary 50 %% with a healthy candidate: p50 %+.2f ms, p99 %+.2f ms vs shadow (target: p99 no more than shadow)\n", k50-c50, k99-c99
@@ -165,21 +176,17 @@ skips=$(sed -n '/"skipped"/,/}/p' "$tmp/run-hung/run.json" | grep -o '"[a-z_]*":
 printf 'peak RSS %d MB (target < 256); client p50 %s ms p99 %s ms, success %s; mirrors dropped: %s\n' $((peak/1024)) "$p50" "$p99" "$ok" "$skips"
 
 echo
-echo "saturation, 10 KB bodies, mirroring on, instant upstreams (wrk -t2 -c32 -d$SAT_DURATION, median of 3):"
+echo "saturation, 10 KB bodies, mirroring on, instant upstreams (wrk -t2 -c32 -d$SAT_DURATION, median of 3 rounds taking turns):"
 # Every process shares the two cores, the simulated upstreams too, so the
 # like-for-like row mirrors to nginx's own Rekognition-format upstream
 # (cutover still decodes, re-encodes and records every call); the OpenAI
 # row adds the translation and an upstream that costs the simulator more.
+# The three paths take turns, round by round, so that the host's slower
+# minutes fall on all of them.
 satfile="$tmp/sat.txt"
-sat() {
-  local rates=()
-  for _ in 1 2 3; do
-    rates+=("$(BODY="$tmp/body10k" HEADERS="Content-Type: application/x-amz-json-1.1|X-Amz-Target: RekognitionService.DetectLabels" \
-      wrk -t2 -c32 -d"$SAT_DURATION" -s scripts/perf/wrk-post.lua "http://$2/" | awk '/Requests\/sec/ {print $2}')")
-  done
-  local med; med=$(printf '%s\n' "${rates[@]}" | sort -n | sed -n 2p)
-  printf '%-56s %10s   (runs: %s)\n' "$1" "$med" "${rates[*]}"
-  printf '%s\n' "$med" >>"$satfile"
+rate() {
+  BODY="$tmp/body10k" HEADERS="Content-Type: application/x-amz-json-1.1|X-Amz-Target: RekognitionService.DetectLabels" \
+    wrk -t2 -c32 -d"$SAT_DURATION" -s scripts/perf/wrk-post.lua "http://$1/" | awk '/Requests\/sec/ {print $2}'
 }
 coverage() {
   local seen mirrored
@@ -187,14 +194,28 @@ coverage() {
   mirrored=$(grep -o '"mirrored": [0-9]*' "$tmp/run-$1/run.json" | grep -o '[0-9]*$')
   printf '%-56s (mirrored %s of %s calls)\n' "" "$mirrored" "$seen"
 }
-sat "nginx proxy_pass + mirror" 127.0.0.1:9314
 CANDIDATE=same-format start_cutover sat 127.0.0.1:9331 127.0.0.1:9332 127.0.0.1:9325 127.0.0.1:9425
-sat "cutover shadow, same-format candidate (as nginx)" 127.0.0.1:9325
+sat_pid=$cutover_pid
+start_cutover satai 127.0.0.1:9331 127.0.0.1:9333 127.0.0.1:9328 127.0.0.1:9428
+declare -A satruns=()
+for _ in 1 2 3; do
+  for k in n s o; do
+    case $k in n) a=127.0.0.1:9314 ;; s) a=127.0.0.1:9325 ;; o) a=127.0.0.1:9328 ;; esac
+    satruns[$k]="${satruns[$k]:-} $(rate $a)"
+  done
+done
 stop_cutover
-coverage sat
-start_cutover satai 127.0.0.1:9331 127.0.0.1:9333 127.0.0.1:9325 127.0.0.1:9425
-sat "cutover shadow, OpenAI-format candidate" 127.0.0.1:9325
-stop_cutover
-coverage satai
+kill -TERM "$sat_pid" 2>/dev/null || true; wait "$sat_pid" 2>/dev/null || true
+for k in n s o; do
+  case $k in
+    n) label="nginx proxy_pass + mirror" ;;
+    s) label="cutover shadow, same-format candidate (as nginx)" ;;
+    o) label="cutover shadow, OpenAI-format candidate" ;;
+  esac
+  med=$(printf '%s\n' ${satruns[$k]} | sort -n | sed -n 2p)
+  printf '%-56s %10s   (runs: %s)\n' "$label" "$med" "${satruns[$k]# }"
+  printf '%s\n' "$med" >>"$satfile"
+  case $k in s) coverage sat ;; o) coverage satai ;; esac
+done
 awk 'NR==1 {n=$1} NR==2 {s=$1} NR==3 {o=$1} END {
   printf "saturation: cutover (same-format) / nginx mirror = %.2f (target >= 1); OpenAI-format candidate / nginx = %.2f\n", s/n, o/n }' "$satfile"
