@@ -63,7 +63,8 @@ start_cutover() {
   pids+=($cutover_pid)
   wait_port "${4##*:}"
 }
-stop_cutover() { kill -TERM "$cutover_pid" 2>/dev/null || { echo "bench-proxy: the cutover proxy exited early:" >&2; cat "$tmp"/*.err >&2; exit 1; }; wait "$cutover_pid" 2>/dev/null || true; rm -f scripts/perf/proxy/.*.yaml; }
+# stop_cutover [PID]: stops the last proxy started, or PID
+stop_cutover() { local pid=${1:-$cutover_pid}; kill -TERM "$pid" 2>/dev/null || { echo "bench-proxy: the cutover proxy exited early:" >&2; cat "$tmp"/*.err >&2; exit 1; }; wait "$pid" 2>/dev/null || true; rm -f scripts/perf/proxy/.*.yaml; }
 
 go run ./internal/tools/benchbody -format rekognition -size 75000 >"$tmp/body100k" 2>/dev/null
 go run ./internal/tools/benchbody -format rekognition -size 7500 >"$tmp/body10k" 2>/dev/null
@@ -133,7 +134,7 @@ for i in $(seq "$BLOCKS"); do
   for k in "${order[@]}"; do block "$k" "${iaddr[$k]}" >"$tmp/i$k$i.bin"; done
 done
 stop_cutover
-kill -TERM "$ishadow_pid" 2>/dev/null || true; wait "$ishadow_pid" 2>/dev/null || true
+stop_cutover "$ishadow_pid"
 for k in "${ikeys[@]}"; do
   vegeta report -type json "$tmp"/i$k[0-9]*.bin >"$tmp/i$k.json"
   read -r n ok p50 p99 max < <(go run ./internal/tools/vegetasum "$tmp/i$k.json")
@@ -197,23 +198,18 @@ coverage() {
 CANDIDATE=same-format start_cutover sat 127.0.0.1:9331 127.0.0.1:9332 127.0.0.1:9325 127.0.0.1:9425
 sat_pid=$cutover_pid
 start_cutover satai 127.0.0.1:9331 127.0.0.1:9333 127.0.0.1:9328 127.0.0.1:9428
+satkeys=(n s o)
+declare -A sataddr=([n]=127.0.0.1:9314 [s]=127.0.0.1:9325 [o]=127.0.0.1:9328)
+declare -A satlabel=([n]="nginx proxy_pass + mirror" [s]="cutover shadow, same-format candidate (as nginx)" [o]="cutover shadow, OpenAI-format candidate")
 declare -A satruns=()
 for _ in 1 2 3; do
-  for k in n s o; do
-    case $k in n) a=127.0.0.1:9314 ;; s) a=127.0.0.1:9325 ;; o) a=127.0.0.1:9328 ;; esac
-    satruns[$k]="${satruns[$k]:-} $(rate $a)"
-  done
+  for k in "${satkeys[@]}"; do satruns[$k]="${satruns[$k]:-} $(rate "${sataddr[$k]}")"; done
 done
 stop_cutover
-kill -TERM "$sat_pid" 2>/dev/null || true; wait "$sat_pid" 2>/dev/null || true
-for k in n s o; do
-  case $k in
-    n) label="nginx proxy_pass + mirror" ;;
-    s) label="cutover shadow, same-format candidate (as nginx)" ;;
-    o) label="cutover shadow, OpenAI-format candidate" ;;
-  esac
+stop_cutover "$sat_pid"
+for k in "${satkeys[@]}"; do
   med=$(printf '%s\n' ${satruns[$k]} | sort -n | sed -n 2p)
-  printf '%-56s %10s   (runs: %s)\n' "$label" "$med" "${satruns[$k]# }"
+  printf '%-56s %10s   (runs: %s)\n' "${satlabel[$k]}" "$med" "${satruns[$k]# }"
   printf '%s\n' "$med" >>"$satfile"
   case $k in s) coverage sat ;; o) coverage satai ;; esac
 done
