@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/cutover
 FIXTURES := out/fixtures
 
-.PHONY: build test demo bench-sim bench-proxy bench-bench bench-report bench-pipeline fuzz fixtures clean
+.PHONY: build test demo bench-sim bench-proxy bench-proxy-summary bench-bench bench-report bench-pipeline fuzz fixtures clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cutover
@@ -45,6 +45,11 @@ clean:
 # nginx proxy_pass+mirror, side by side (vegeta, nginx, wrk).
 bench-proxy:
 	./scripts/bench-proxy.sh
+
+# Every bench-proxy figure per saved run (out/bench-proxy/), its median and
+# how many runs met its target: quote the median of several runs.
+bench-proxy-summary:
+	$(GO) run ./internal/tools/benchproxysum $(sort $(wildcard out/bench-proxy/*.txt))
 
 # cutover bench against vegeta at the same settings; send lag at 1,000/s.
 bench-bench:

@@ -29,6 +29,13 @@ command -v wrk >/dev/null || need_apt="$need_apt wrk"
 if [ -n "$need_apt" ]; then apt-get update -qq && apt-get install -y -qq $need_apt >/dev/null; fi
 command -v vegeta >/dev/null || (cd /tmp && GOFLAGS= go install github.com/tsenart/vegeta/v12@v12.13.0)
 go build -o bin/cutover ./cmd/cutover
+# Each run's output is kept in out/bench-proxy/ (UTC start time), so that
+# `make bench-proxy-summary` can print every figure's median over several
+# runs (internal/tools/benchproxysum reads the summary lines below; keep
+# their wording in step with it). A run cut short stays a .partial file.
+mkdir -p out/bench-proxy
+saved="out/bench-proxy/$(date -u +%Y%m%dT%H%M%SZ).txt"
+exec > >(tee "$saved.partial")
 [ -f out/fixtures/manifest.jsonl ] || ./bin/cutover fixtures gen --out out/fixtures --n 2000 --seed 1 >/dev/null
 
 tmp=$(mktemp -d)
@@ -36,7 +43,8 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   [ -f "$tmp/nginx/nginx.pid" ] && kill "$(cat "$tmp/nginx/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
+  # only these: the tee that keeps this output ends when the script does
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -215,3 +223,6 @@ for k in "${satkeys[@]}"; do
 done
 awk 'NR==1 {n=$1} NR==2 {s=$1} NR==3 {o=$1} END {
   printf "saturation: cutover (same-format) / nginx mirror = %.2f (target >= 1); OpenAI-format candidate / nginx = %.2f\n", s/n, o/n }' "$satfile"
+mv "$saved.partial" "$saved"
+echo
+echo "saved to $saved; the median of every figure over the saved runs: make bench-proxy-summary"
