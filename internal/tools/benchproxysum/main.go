@@ -29,12 +29,12 @@ import (
 // figure is one number bench-proxy prints, found by pattern, and the
 // target it is held to.
 type figure struct {
-	name    string
-	re      *regexp.Regexp
-	group   int    // which submatch holds the value
-	op      string // "<=", "<", ">=", or "" for a figure that is only stated
-	target  float64
-	nginxOf string // for an nginx anchor: the figure it stands beside
+	name   string
+	re     *regexp.Regexp
+	group  int    // which submatch holds the value
+	op     string // "<=", "<", ">=", or "" for a figure that is only stated
+	target float64
+	verb   string // how to print it; "" is a signed difference, %+.2f
 }
 
 const num = `([-+]?[0-9]+(?:\.[0-9]+)?)`
@@ -65,10 +65,10 @@ var figures = []figure{
 	{name: "canary 50 % - shadow p99, sequential (ms)", re: reCanary, group: 2, op: "<=", target: 0},
 	{name: "canary 50 % - shadow p99, interleaved (ms)", re: reCanaryIL, group: 2, op: "<=", target: 0},
 	{name: "fallback p50 over 100 ms + direct p50 (ms)", re: reFallback, group: 1},
-	{name: "hung candidate: peak RSS (MB)", re: reHung, group: 1, op: "<", target: 256},
-	{name: "hung candidate: client p99 (ms)", re: reHung, group: 3},
-	{name: "saturation, cutover / nginx mirror", re: reSaturation, group: 1, op: ">=", target: 1},
-	{name: "saturation, OpenAI-format / nginx mirror", re: reSaturation, group: 2},
+	{name: "hung candidate: peak RSS (MB)", re: reHung, group: 1, op: "<", target: 256, verb: "%.0f"},
+	{name: "hung candidate: client p99 (ms)", re: reHung, group: 3, verb: "%.2f"},
+	{name: "saturation, cutover / nginx mirror", re: reSaturation, group: 1, op: ">=", target: 1, verb: "%.2f"},
+	{name: "saturation, OpenAI-format / nginx mirror", re: reSaturation, group: 2, verb: "%.2f"},
 }
 
 // parse returns each figure's value in one run's output; a figure the
@@ -189,18 +189,15 @@ func runHeader(n int) string {
 	return b.String()
 }
 
-// format prints a latency difference with its sign, anything else plain.
+// format prints v as f says: a latency difference with its sign.
 func format(v float64, f figure) string {
 	if math.IsNaN(v) {
 		return "-"
 	}
-	if strings.Contains(f.name, "RSS") {
-		return strconv.FormatFloat(v, 'f', 0, 64)
+	if f.verb == "" {
+		return fmt.Sprintf("%+.2f", v)
 	}
-	if strings.HasPrefix(f.name, "saturation") || strings.Contains(f.name, "client p99") {
-		return strconv.FormatFloat(v, 'f', 2, 64)
-	}
-	return fmt.Sprintf("%+.2f", v)
+	return fmt.Sprintf(f.verb, v)
 }
 
 func main() {
