@@ -49,7 +49,7 @@ bench-proxy:
 # Every bench-proxy figure per saved run (out/bench-proxy/), its median and
 # how many runs met its target: quote the median of several runs.
 bench-proxy-summary:
-	$(GO) run ./internal/tools/benchproxysum $(sort $(wildcard out/bench-proxy/*.txt))
+	$(GO) run ./tools/benchproxysum $(sort $(wildcard out/bench-proxy/*.txt))
 
 # cutover bench against vegeta at the same settings; send lag at 1,000/s.
 bench-bench:

@@ -15,10 +15,10 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/cutover/cutover/config"
-	"github.com/cutover/cutover/internal/testimg"
 	"github.com/cutover/cutover/record"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/holysheep"
+	"github.com/cutover/cutover/vision/visiontest"
 )
 
 // constSource sends one image to one target every 1/rate seconds.
@@ -123,7 +123,7 @@ func measureKnownDistribution(t *testing.T) []string {
 		return 0
 	})
 	defer srv.Close()
-	src := &constSource{rate: 200, n: 1000, img: vision.NewImage(testimg.PNG(4, 4, 1))}
+	src := &constSource{rate: 200, n: 1000, img: vision.NewImage(visiontest.PNG(4, 4, 1))}
 	s, err := Run(context.Background(), src, Options{Targets: []Target{target(srv.URL)}, Rate: 200, Duration: time.Minute, Tax: taxonomy(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +176,7 @@ func TestStallCorrected(t *testing.T) {
 		}
 		return 5 * time.Millisecond
 	})
-	src := &constSource{rate: 100, img: vision.NewImage(testimg.PNG(4, 4, 1))}
+	src := &constSource{rate: 100, img: vision.NewImage(visiontest.PNG(4, 4, 1))}
 	s, err := Run(context.Background(), src, Options{Targets: []Target{target(srv.URL)}, Rate: 100, Duration: 20 * time.Second, MaxInFlight: 4, Tax: taxonomy(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +202,7 @@ func TestFixedRate(t *testing.T) {
 		t.Skip("timing assertion: the race detector slows code 5–20×; make test runs this test again without -race")
 	}
 	srv := server(t, func(int64, time.Time) time.Duration { return time.Millisecond })
-	src := &constSource{rate: 1000, img: vision.NewImage(testimg.PNG(4, 4, 1))}
+	src := &constSource{rate: 1000, img: vision.NewImage(visiontest.PNG(4, 4, 1))}
 	d := 20 * time.Second
 	s, err := Run(context.Background(), src, Options{Targets: []Target{target(srv.URL)}, Rate: 1000, Duration: d, Tax: taxonomy(t)})
 	if err != nil {
@@ -229,7 +229,7 @@ func TestInterruptKeepsRunDirectory(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
-	src := &constSource{rate: 100, img: vision.NewImage(testimg.PNG(4, 4, 1))}
+	src := &constSource{rate: 100, img: vision.NewImage(visiontest.PNG(4, 4, 1))}
 	s, err := Run(ctx, src, Options{Targets: []Target{target(srv.URL)}, Rate: 100, Duration: time.Minute, Tax: taxonomy(t), Recorder: rec})
 	if err != nil {
 		t.Fatal(err)

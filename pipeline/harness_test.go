@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/config"
-	"github.com/cutover/cutover/internal/testimg"
 	"github.com/cutover/cutover/sim"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/formats"
+	"github.com/cutover/cutover/vision/visiontest"
 )
 
 var (
@@ -106,7 +106,7 @@ func imageDir(t testing.TB, n int) string {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			os.WriteFile(filepath.Join(dir, fmt.Sprintf("p%05d.png", i)), testimg.PNG(8, 8, uint64(i)+1), 0o644)
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("p%05d.png", i)), visiontest.PNG(8, 8, uint64(i)+1), 0o644)
 		}()
 	}
 	wg.Wait()

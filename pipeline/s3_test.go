@@ -13,7 +13,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
-	"github.com/cutover/cutover/internal/testimg"
+	"github.com/cutover/cutover/vision/visiontest"
 )
 
 // TestS3Source backfills from an S3-compatible server (gofakes3) through
@@ -36,10 +36,10 @@ func TestS3Source(t *testing.T) {
 		}
 	}
 	for i := range 30 {
-		put("new/2026-11/sku-"+string(rune('a'+i%26))+string(rune('0'+i/26))+".png", testimg.PNG(12, 12, uint64(500+i)))
+		put("new/2026-11/sku-"+string(rune('a'+i%26))+string(rune('0'+i/26))+".png", visiontest.PNG(12, 12, uint64(500+i)))
 	}
 	put("new/2026-11/readme.txt", []byte("not an image"))
-	put("old/sku-x.png", testimg.PNG(12, 12, 999))
+	put("old/sku-x.png", visiontest.PNG(12, 12, 999))
 	src, err := OpenSource(ctx, "s3://catalogue/new/2026-11/", S3Options{Endpoint: fake.URL})
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/fixtures"
-	"github.com/cutover/cutover/internal/testimg"
+	"github.com/cutover/cutover/vision/visiontest"
 )
 
 type api struct {
@@ -68,7 +68,7 @@ func jsonBody(v any) []byte { b, _ := json.Marshal(v); return b }
 
 func TestAPI(t *testing.T) {
 	a := newAPI(t)
-	png := testimg.PNG(16, 16, 7)
+	png := visiontest.PNG(16, 16, 7)
 	// JSON with base64: synchronous tags.
 	code, out := a.do("POST", "/v1/products/sku-1/images", "application/json", jsonBody(map[string]string{"image_base64": base64.StdEncoding.EncodeToString(png)}))
 	if code != 200 || out["version"].(float64) != 1 || len(out["tags"].([]any)) == 0 {
@@ -82,7 +82,7 @@ func TestAPI(t *testing.T) {
 	var mb bytes.Buffer
 	mw := multipart.NewWriter(&mb)
 	fw, _ := mw.CreateFormFile("image", "x.png")
-	fw.Write(testimg.PNG(16, 16, 8))
+	fw.Write(visiontest.PNG(16, 16, 8))
 	mw.Close()
 	if code, out := a.do("POST", "/v1/products/sku-1/images", mw.FormDataContentType(), mb.Bytes()); code != 200 || out["version"].(float64) != 2 {
 		t.Errorf("multipart: %d %v", code, out)
@@ -93,14 +93,14 @@ func TestAPI(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
-		w.Write(testimg.PNG(16, 16, 9))
+		w.Write(visiontest.PNG(16, 16, 9))
 	}))
 	defer img.Close()
 	if code, out := a.do("POST", "/v1/products/sku-2/images", "application/json", jsonBody(map[string]string{"image_url": img.URL + "/a.png"})); code != 200 {
 		t.Errorf("image_url: %d %v", code, out)
 	}
 	// Async: 202 and a job that finishes.
-	code, out = a.do("POST", "/v1/products/sku-3/images?async=true", "application/json", jsonBody(map[string]string{"image_base64": base64.StdEncoding.EncodeToString(testimg.PNG(16, 16, 10))}))
+	code, out = a.do("POST", "/v1/products/sku-3/images?async=true", "application/json", jsonBody(map[string]string{"image_base64": base64.StdEncoding.EncodeToString(visiontest.PNG(16, 16, 10))}))
 	if code != 202 || !strings.HasPrefix(out["job_id"].(string), "job_") {
 		t.Fatalf("async: %d %v", code, out)
 	}
@@ -150,7 +150,7 @@ func TestReviewToFixtures(t *testing.T) {
 	// answer: LOW, so reviewed.
 	var pending []any
 	for i := 0; i < 10 && len(pending) == 0; i++ {
-		a.do("POST", fmt.Sprintf("/v1/products/r-%d/images", i), "application/json", jsonBody(map[string]string{"image_base64": base64.StdEncoding.EncodeToString(testimg.PNG(16, 16, uint64(100+i)))}))
+		a.do("POST", fmt.Sprintf("/v1/products/r-%d/images", i), "application/json", jsonBody(map[string]string{"image_base64": base64.StdEncoding.EncodeToString(visiontest.PNG(16, 16, uint64(100+i)))}))
 		_, out := a.do("GET", "/v1/review", "", nil)
 		pending = out["items"].([]any)
 	}

@@ -7,7 +7,6 @@ import (
 	"unsafe"
 
 	"github.com/cutover/cutover/internal/bufpool"
-	"github.com/cutover/cutover/vision"
 )
 
 // Request bodies are read into pooled buffers (internal/bufpool): a fresh
@@ -44,7 +43,7 @@ func (ri *reqInfo) free() {
 	if ri.buf != nil {
 		bodies.Put(ri.buf)
 	}
-	vision.ReleaseImage(&ri.req.Image) // a decoded image's pooled buffer
+	ri.req.Image.Lease.Release() // a decoded image's pooled buffer
 }
 
 // newBodyReader is a forwarded request's body: the pooled bytes (followed

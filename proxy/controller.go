@@ -13,8 +13,8 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/cutover/cutover/compare/stats"
 	"github.com/cutover/cutover/config"
-	"github.com/cutover/cutover/internal/stats"
 	"github.com/cutover/cutover/record"
 )
 

@@ -70,8 +70,8 @@ func TestMain(m *testing.M) {
 	}
 	fixtureDir = dir
 	bodies.Poison(true) // a body or image read after its buffer was released shows as corrupted bytes
-	vision.ImagePool().Poison(true)
-	vision.RequestBodies().Poison(true)
+	bufpool.Images.Poison(true)
+	bufpool.RequestBodies.Poison(true)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -290,7 +290,7 @@ func (e *env) stop(t *testing.T) {
 		name  string
 		p     *bufpool.Pool
 		start *int64
-	}{{"client request body", &bodies, &liveAtStart}, {"candidate request body", vision.RequestBodies(), &candidateLiveAtStart}} {
+	}{{"client request body", &bodies, &liveAtStart}, {"candidate request body", &bufpool.RequestBodies, &candidateLiveAtStart}} {
 		deadline := time.Now().Add(3 * time.Second)
 		for pool.p.Live() != *pool.start && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
@@ -328,7 +328,7 @@ func (e *env) send(t testing.TB, seq string, b []byte) result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vision.ReleaseRequest(hr) // the body is kept as sent: its pooled buffer goes back
+	bufpool.ReleaseRequest(hr) // the body is kept as sent: its pooled buffer goes back
 	hr.Body.Close()
 	hr.Body = io.NopCloser(bytes.NewReader(sent))
 	hr.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(sent)), nil }

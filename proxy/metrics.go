@@ -12,7 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/cutover/cutover/record"
-	"github.com/cutover/cutover/report"
+	"github.com/cutover/cutover/reports"
 )
 
 type metrics struct {
@@ -183,7 +183,7 @@ func (p *Proxy) serveReport(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	rep, err := report.Build([]*record.Dir{d}, report.Options{Config: p.cfg, Taxonomy: p.tx, Fixtures: p.fx})
+	rep, err := reports.Build([]*record.Dir{d}, reports.Options{Config: p.cfg, Taxonomy: p.tx, Fixtures: p.fx})
 	if err != nil {
 		http.Error(w, "building the report: "+err.Error(), http.StatusInternalServerError)
 		return
@@ -191,10 +191,10 @@ func (p *Proxy) serveReport(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
 	if format == "json" {
 		w.Header().Set("Content-Type", "application/json")
-		err = report.JSON(&buf, rep)
+		err = reports.JSON(&buf, rep)
 	} else {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		err = report.HTML(&buf, rep)
+		err = reports.HTML(&buf, rep)
 	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)

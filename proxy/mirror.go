@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/bufpool"
 	"github.com/cutover/cutover/record"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/openai"
@@ -337,7 +338,7 @@ func (p *Proxy) candidateCall(ctx context.Context, req vision.Request, cpu chan 
 		return start, vision.Result{}, err
 	}
 	resp, err := c.HTTP.Do(hreq)
-	vision.ReleaseRequest(hreq)
+	bufpool.ReleaseRequest(hreq)
 	if err != nil {
 		return start, vision.Result{}, vision.TransportError(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/record"
-	"github.com/cutover/cutover/report"
+	"github.com/cutover/cutover/reports"
 	"github.com/cutover/cutover/vision/rekognition"
 )
 
@@ -318,14 +318,14 @@ func TestCredentialsNeverCross(t *testing.T) {
 // it, and a reload sees the new ones.
 func TestLiveReport(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	get := func() report.Report {
+	get := func() reports.Report {
 		t.Helper()
 		resp, err := http.Get(e.adminURL + "/report?format=json")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var r report.Report
+		var r reports.Report
 		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("GET /report: %d %v", resp.StatusCode, err)
 		}

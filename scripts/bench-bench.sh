@@ -33,7 +33,7 @@ echo "image $(wc -c <"$img") bytes; closed loop, $WORKERS workers, $DURATION, me
 v=(); c=()
 for i in 1 2 3; do
   vegeta attack -rate 0 -max-workers "$WORKERS" -workers "$WORKERS" -duration "$DURATION" -targets "$tmp/targets" >"$tmp/v.bin"
-  v+=("$(vegeta report -type json "$tmp/v.bin" | go run ./internal/tools/vegetasum /dev/stdin | awk -v d="${DURATION%s}" '{printf "%.0f", $1/d}')")
+  v+=("$(vegeta report -type json "$tmp/v.bin" | go run ./tools/vegetasum /dev/stdin | awk -v d="${DURATION%s}" '{printf "%.0f", $1/d}')")
   c+=("$(./bin/cutover bench --config scripts/perf/bench-sim.yaml --fixtures "$tmp/fx" --providers sim --rate 0 --concurrency "$WORKERS" \
         --duration "$DURATION" --repeat 0 --run-dir "$tmp/run-c$i" 2>/dev/null | awk '/ sent in / {gsub(/[(\/s);]/, "", $7); print $7}')")
 done

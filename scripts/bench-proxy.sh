@@ -31,7 +31,7 @@ command -v vegeta >/dev/null || (cd /tmp && GOFLAGS= go install github.com/tsena
 go build -o bin/cutover ./cmd/cutover
 # Each run's output is kept in out/bench-proxy/ (UTC start time), so that
 # `make bench-proxy-summary` can print every figure's median over several
-# runs (internal/tools/benchproxysum reads the summary lines below; keep
+# runs (tools/benchproxysum reads the summary lines below; keep
 # their wording in step with it). A run cut short stays a .partial file.
 mkdir -p out/bench-proxy
 saved="out/bench-proxy/$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -74,9 +74,9 @@ start_cutover() {
 # stop_cutover [PID]: stops the last proxy started, or PID
 stop_cutover() { local pid=${1:-$cutover_pid}; kill -TERM "$pid" 2>/dev/null || { echo "bench-proxy: the cutover proxy exited early:" >&2; cat "$tmp"/*.err >&2; exit 1; }; wait "$pid" 2>/dev/null || true; rm -f scripts/perf/proxy/.*.yaml; }
 
-go run ./internal/tools/benchbody -format rekognition -size 75000 >"$tmp/body100k" 2>/dev/null
-go run ./internal/tools/benchbody -format rekognition -size 7500 >"$tmp/body10k" 2>/dev/null
-go run ./internal/tools/benchbody -format rekognition -size 780000 >"$tmp/body1m" 2>/dev/null
+go run ./tools/benchbody -format rekognition -size 75000 >"$tmp/body100k" 2>/dev/null
+go run ./tools/benchbody -format rekognition -size 7500 >"$tmp/body10k" 2>/dev/null
+go run ./tools/benchbody -format rekognition -size 780000 >"$tmp/body1m" 2>/dev/null
 targets() { printf 'POST http://%s/\nContent-Type: application/x-amz-json-1.1\nX-Amz-Target: RekognitionService.DetectLabels\n@%s\n' "$1" "$2"; }
 
 # attack LABEL ADDR BODY: one open-loop run; prints a table row
@@ -86,7 +86,7 @@ attack() {
   vegeta attack -rate "$RATE/s" -duration "$WARMUP" -timeout 30s -targets "$tmp/targets" >/dev/null
   vegeta attack -rate "$RATE/s" -duration "$DURATION" -timeout 30s -targets "$tmp/targets" >"$tmp/$1.bin"
   vegeta report -type json "$tmp/$1.bin" >"$tmp/$1.json"
-  read -r n ok p50 p99 max < <(go run ./internal/tools/vegetasum "$tmp/$1.json")
+  read -r n ok p50 p99 max < <(go run ./tools/vegetasum "$tmp/$1.json")
   printf '%-44s %7s %8s %9s %9s %9s\n' "$1" "$n" "$ok" "$p50" "$p99" "$max" | tee -a "$results"
 }
 echo "body $(wc -c <"$tmp/body100k") bytes, $RATE requests/s for $DURATION after a $WARMUP warm-up, open loop (vegeta); latency in ms"
@@ -145,7 +145,7 @@ stop_cutover
 stop_cutover "$ishadow_pid"
 for k in "${ikeys[@]}"; do
   vegeta report -type json "$tmp"/i$k[0-9]*.bin >"$tmp/i$k.json"
-  read -r n ok p50 p99 max < <(go run ./internal/tools/vegetasum "$tmp/i$k.json")
+  read -r n ok p50 p99 max < <(go run ./tools/vegetasum "$tmp/i$k.json")
   printf '%-44s %7s %8s %9s %9s %9s\n' "${ilabel[$k]}" "$n" "$ok" "$p50" "$p99" "$max" | tee -a "$results"
 done
 
@@ -179,7 +179,7 @@ targets 127.0.0.1:9324 "$tmp/body1m" >"$tmp/targets"
 vegeta attack -rate "$RATE/s" -duration "$HANG_DURATION" -timeout 30s -targets "$tmp/targets" >"$tmp/hung.bin"
 peak=$(awk '/VmHWM/ {print $2}' /proc/$cutover_pid/status)
 vegeta report -type json "$tmp/hung.bin" >"$tmp/hung.json"
-read -r n ok p50 p99 max < <(go run ./internal/tools/vegetasum "$tmp/hung.json")
+read -r n ok p50 p99 max < <(go run ./tools/vegetasum "$tmp/hung.json")
 stop_cutover
 skips=$(sed -n '/"skipped"/,/}/p' "$tmp/run-hung/run.json" | grep -o '"[a-z_]*": [0-9]*' | tr '\n' ' ')
 printf 'peak RSS %d MB (target < 256); client p50 %s ms p99 %s ms, success %s; mirrors dropped: %s\n' $((peak/1024)) "$p50" "$p99" "$ok" "$skips"

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 N=${N:-1000000}
 OUT=out/bench-report
 go build -o bin/cutover ./cmd/cutover
-go build -o bin/benchreport ./internal/tools/benchreport
+go build -o bin/benchreport ./tools/benchreport
 if [ ! -f "$OUT/run/run.json" ] || [ "$(cat "$OUT/n" 2>/dev/null)" != "$N" ]; then
   echo "generating $N observations in $OUT/run …"
   ./bin/benchreport gen --out "$OUT" --n "$N"

@@ -23,7 +23,7 @@ for fmt in rekognition holysheep; do
     holysheep) url=http://127.0.0.1:9202/v1/vision/classify; headers="Content-Type: application/json";;
   esac
   for size in 10240 102400; do
-    go run ./internal/tools/benchbody -format $fmt -size $size >"$tmp/body" 2>/dev/null
+    go run ./tools/benchbody -format $fmt -size $size >"$tmp/body" 2>/dev/null
     rates=(); p99s=(); bad=0
     for r in $(seq "$RUNS"); do
       out=$(BODY="$tmp/body" HEADERS="$headers" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s scripts/perf/wrk-post.lua "$url")

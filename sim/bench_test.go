@@ -9,9 +9,9 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/cutover/cutover/internal/testimg"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/rekognition"
+	"github.com/cutover/cutover/vision/visiontest"
 )
 
 // BenchmarkServe measures the simulator's handler alone (no network) at
@@ -24,7 +24,7 @@ func BenchmarkServe(b *testing.B) {
 			m, _ := NewModel("x", s, tx, nil, 1)
 			srv, _ := NewServer(m, s, 0)
 			hr, _ := rekognition.NewCodec("http://x", "us-east-1", rekognition.NoCredentials).NewRequest(context.Background(),
-				vision.Request{Image: vision.NewImage(testimg.Sized(size, 1)), Attributes: []vision.AttributeKind{vision.KindColor}})
+				vision.Request{Image: vision.NewImage(visiontest.Sized(size, 1)), Attributes: []vision.AttributeKind{vision.KindColor}})
 			body, _ := io.ReadAll(hr.Body)
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()

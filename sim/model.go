@@ -21,9 +21,9 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/cutover/cutover/compare/stats"
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
-	"github.com/cutover/cutover/internal/stats"
 	"github.com/cutover/cutover/vision"
 )
 

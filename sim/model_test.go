@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutover/cutover/compare/stats"
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
-	"github.com/cutover/cutover/internal/stats"
 	"github.com/cutover/cutover/vision"
 )
 

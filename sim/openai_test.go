@@ -13,9 +13,9 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 
+	"github.com/cutover/cutover/compare/stats"
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
-	"github.com/cutover/cutover/internal/stats"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/formats"
 	"github.com/cutover/cutover/vision/openai"

@@ -158,7 +158,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.Codec.WriteError(w, err)
 		return
 	}
-	defer vision.ReleaseImage(&req.Image) // nothing keeps the bytes past the answer
+	defer req.Image.Lease.Release() // nothing keeps the bytes past the answer
 	out := s.Model.Decide(req)
 	var cc *openai.ChatCompletion
 	if out.Err == nil && s.Model.Format == string(config.FormatOpenAI) {

@@ -11,10 +11,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
-	"github.com/cutover/cutover/internal/testimg"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/holysheep"
 	"github.com/cutover/cutover/vision/rekognition"
+	"github.com/cutover/cutover/vision/visiontest"
 )
 
 // TestBodyCache: a cached body is byte-identical to a fresh encoding, and
@@ -36,7 +36,7 @@ func TestBodyCache(t *testing.T) {
 		(&holysheep.Codec{}).WriteResult(w, vision.Request{}, vision.Result{Categories: []vision.Label{{Name: "apparel", Confidence: 0.9}}})
 	}))
 	defer srv.Close()
-	req := vision.Request{Image: vision.NewImage(testimg.JPEG(32, 32, 4)), MaxLabels: 5}
+	req := vision.Request{Image: vision.NewImage(visiontest.JPEG(32, 32, 4)), MaxLabels: 5}
 	for _, codec := range []vision.ClientCodec{holysheep.NewCodec(srv.URL, "k", ""), rekognition.NewCodec(srv.URL, "us-east-1", creds)} {
 		bodies = nil
 		c := &vision.Client{Codec: codec, Cache: &vision.BodyCache{}}

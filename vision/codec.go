@@ -127,7 +127,7 @@ func (c *Client) Do(ctx context.Context, req Request) (Result, error) {
 		hc = defaultHTTP
 	}
 	resp, err := hc.Do(hreq)
-	ReleaseRequest(hreq)
+	bufpool.ReleaseRequest(hreq)
 	if err != nil {
 		return Result{}, TransportError(err)
 	}
@@ -180,15 +180,16 @@ func PutBody(b []byte) { bodies.Put(&b) }
 // empty → bad_request, larger than maxBytes → too_large, not a recognised
 // image type → bad_image.
 func DecodeImageBytes(b []byte, maxBytes int) (Image, error) {
-	im, err := checkImageBytes(b, maxBytes)
+	im, err := CheckImageBytes(b, maxBytes)
 	if err == nil {
 		HashImage(&im)
 	}
 	return im, err
 }
 
-// checkImageBytes is DecodeImageBytes without the SHA-256.
-func checkImageBytes(b []byte, maxBytes int) (Image, error) {
+// CheckImageBytes is DecodeImageBytes without the SHA-256, for a decoder
+// that leaves it to HashImage (an UnhashedDecoder).
+func CheckImageBytes(b []byte, maxBytes int) (Image, error) {
 	if len(b) == 0 {
 		return Image{}, Errorf(CodeBadRequest, "image is empty")
 	}
@@ -201,58 +202,6 @@ func checkImageBytes(b []byte, maxBytes int) (Image, error) {
 	}
 	return im, nil
 }
-
-// imagePool holds the buffers that DecodePooledBase64 decodes into.
-var imagePool bufpool.Pool
-
-// DecodePooledBase64 decodes standard base64 (padded, as encoding/json
-// decodes []byte) into a pooled buffer: a server that decodes thousands
-// of large images a second reuses resident memory instead of faulting in
-// fresh pages for each. Hand the result to DecodePooledImage, whose Image
-// goes back with ReleaseImage; a buffer never released is simply left to
-// the garbage collector.
-func DecodePooledBase64(src []byte) (*[]byte, error) {
-	n := fastb64.StdEncoding.DecodedLen(len(src))
-	buf := imagePool.Get(n)
-	m, err := fastb64.StdEncoding.Decode((*buf)[:n], src)
-	if err != nil {
-		imagePool.Put(buf)
-		return nil, err
-	}
-	*buf = (*buf)[:m]
-	return buf, nil
-}
-
-// DecodePooledImage is DecodeImageBytes for a buffer from
-// DecodePooledBase64, which the Image then owns (or which goes back to the
-// pool when the bytes are not an image). With hash false the SHA-256 is
-// left for HashImage.
-func DecodePooledImage(buf *[]byte, maxBytes int, hash bool) (Image, error) {
-	im, err := checkImageBytes(*buf, maxBytes)
-	if err != nil {
-		imagePool.Put(buf)
-		return im, err
-	}
-	if hash {
-		HashImage(&im)
-	}
-	im.pooled = buf
-	return im, nil
-}
-
-// ReleaseImage returns the buffer of an image from DecodePooledImage to
-// its pool and clears im.Bytes. Nothing may read those bytes afterwards,
-// through im or any copy of it. Other images are left alone.
-func ReleaseImage(im *Image) {
-	if im.pooled != nil {
-		imagePool.Put(im.pooled)
-		im.pooled = nil
-	}
-	im.Bytes = nil
-}
-
-// ImagePool is the pool behind DecodePooledBase64, for tests.
-func ImagePool() *bufpool.Pool { return &imagePool }
 
 // DecodeBase64 decodes standard base64, with or without padding, optionally
 // behind a data: URI prefix.

@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+
+	"github.com/cutover/cutover/internal/bufpool"
 )
 
 // Image is the picture being classified: either its bytes or a URL the
@@ -26,7 +28,10 @@ type Image struct {
 	Size      int    `json:"size,omitempty"`
 	MediaType string `json:"media_type,omitempty"`
 
-	pooled *[]byte // Bytes' buffer, when decoded into one of imagePool's
+	// Lease is Bytes' pooled buffer when the image was decoded into one
+	// (DecodePooledImage): whoever decoded the request releases it once
+	// nothing reads the bytes any more.
+	Lease *bufpool.Lease `json:"-"`
 }
 
 // NewImage returns an Image for b with its SHA-256, size and sniffed media type.

@@ -16,8 +16,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/cutover/cutover/bench"
+	"github.com/cutover/cutover/compare/stats"
 	"github.com/cutover/cutover/fixtures"
-	"github.com/cutover/cutover/internal/stats"
 	"github.com/cutover/cutover/internal/table"
 	"github.com/cutover/cutover/record"
 	"github.com/cutover/cutover/vision"

@@ -11,9 +11,9 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/cutover/cutover/compare/stats"
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
-	"github.com/cutover/cutover/internal/stats"
 	"github.com/cutover/cutover/internal/table"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/formats"

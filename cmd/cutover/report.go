@@ -14,7 +14,7 @@ import (
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
 	"github.com/cutover/cutover/record"
-	"github.com/cutover/cutover/report"
+	"github.com/cutover/cutover/reports"
 	"github.com/cutover/cutover/vision"
 )
 
@@ -45,16 +45,16 @@ func reportCmd() *command {
 			if len(dirs) == 0 {
 				return usagef("name at least one run directory")
 			}
-			var render func(io.Writer, *report.Report) error
+			var render func(io.Writer, *reports.Report) error
 			switch *format {
 			case "term":
-				render = report.Term
+				render = reports.Term
 			case "md", "markdown":
-				render = report.Markdown
+				render = reports.Markdown
 			case "html":
-				render = report.HTML
+				render = reports.HTML
 			case "json":
-				render = report.JSON
+				render = reports.JSON
 			default:
 				return usagef("--format %q: expected term, md, html or json", *format)
 			}
@@ -73,7 +73,7 @@ func reportCmd() *command {
 				}
 				runs = append(runs, rd)
 			}
-			r, err := report.Build(runs, opt)
+			r, err := reports.Build(runs, opt)
 			if err != nil {
 				return err
 			}
@@ -107,8 +107,8 @@ func reportCmd() *command {
 // reportOptions loads what a report needs from the config, without
 // credentials. A missing default config.yaml is not an error (no gates, no
 // prices); a missing --config given on purpose is.
-func reportOptions(path string, explicit bool, env *Env) (report.Options, error) {
-	var opt report.Options
+func reportOptions(path string, explicit bool, env *Env) (reports.Options, error) {
+	var opt reports.Options
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !explicit {
 		fmt.Fprintf(env.Stderr, "note: no %s: no gates, prices or fixtures (pass --config)\n", path)
 		return opt, nil

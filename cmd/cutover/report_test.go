@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover/cutover/report"
+	"github.com/cutover/cutover/reports"
 )
 
 // TestReportEndToEnd goes from simulator profiles with known accuracy,
@@ -86,11 +86,11 @@ gates:
 		os.CopyFS(filepath.Join(d, "run"), os.DirFS(runDir))
 		os.CopyFS(filepath.Join(d, "fx"), os.DirFS(filepath.Join(dir, "fx")))
 	}
-	var r report.Report
+	var r reports.Report
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("report: exit %d, %v\n%s%s", code, err, out, errs)
 	}
-	if want := map[string]int{report.Go: 0, report.NoGo: 10, report.Inconclusive: 11}[r.Verdict]; code != want {
+	if want := map[string]int{reports.Go: 0, reports.NoGo: 10, reports.Inconclusive: 11}[r.Verdict]; code != want {
 		t.Errorf("verdict %s, exit %d; want %d", r.Verdict, code, want)
 	}
 	// 600 fixtures, one pass, two providers, nothing lost.
@@ -137,10 +137,10 @@ gates:
 		t.Errorf("paired: %+v", r.Paired)
 	}
 	for _, g := range r.Gates {
-		if g.Name == "accuracy_difference" && g.Status != report.Pass {
+		if g.Name == "accuracy_difference" && g.Status != reports.Pass {
 			t.Errorf("accuracy gate %s: %+v", g.Status, g)
 		}
-		if g.Name == "monthly_cost" && (g.Status != report.Pass || g.Value != 588) {
+		if g.Name == "monthly_cost" && (g.Status != reports.Pass || g.Value != 588) {
 			t.Errorf("cost gate: %+v", g)
 		}
 	}

@@ -7,8 +7,8 @@ import (
 	"os"
 	"testing"
 
-	"github.com/cutover/cutover/internal/wiretest"
 	"github.com/cutover/cutover/vision"
+	"github.com/cutover/cutover/vision/visiontest"
 )
 
 var sampleResult = vision.Result{
@@ -17,15 +17,15 @@ var sampleResult = vision.Result{
 	Attributes:   []vision.Attribute{{Kind: vision.KindColor, Value: "Black", Confidence: 0.8}},
 }
 
-func suite() wiretest.Suite {
+func suite() visiontest.Suite {
 	u := func(base string) string { return base + Path + "?api-version=" + APIVersion + "&features=tags" }
 	post := func(ct string, b []byte) func(string) *http.Request {
-		return func(base string) *http.Request { return wiretest.Post(u(base), ct, b, KeyHeader, "k") }
+		return func(base string) *http.Request { return visiontest.Post(u(base), ct, b, KeyHeader, "k") }
 	}
-	return wiretest.Suite{
+	return visiontest.Suite{
 		Server:      &Codec{},
 		NewClient:   func(u string) vision.ClientCodec { return NewCodec(u, "test-key") },
-		Request:     vision.Request{Image: vision.NewImage(wiretest.Image), MinConfidence: 0.5},
+		Request:     vision.Request{Image: vision.NewImage(visiontest.Image), MinConfidence: 0.5},
 		WantDecoded: func(s vision.Request) vision.Request { s.MinConfidence = 0; return s },
 		Result:      sampleResult,
 		WantResult: vision.Result{ModelVersion: "2023-10-01", Labels: []vision.Label{
@@ -36,28 +36,28 @@ func suite() wiretest.Suite {
 			vision.CodeBadRequest: vision.CodeBadRequest, vision.CodeServerError: vision.CodeServerError,
 			vision.CodeTimeout: vision.CodeTimeout,
 		},
-		BadInputs: []wiretest.BadInput{
-			wiretest.Bad("malformed JSON", post("application/json", []byte(`{"url":`)), 400, vision.CodeBadRequest),
-			wiretest.Bad("wrong content type", post("text/plain", wiretest.Image), 415, vision.CodeBadRequest),
-			wiretest.Bad("bad URL", post("application/json", []byte(`{"url":"ftp://x"}`)), 400, vision.CodeBadImage),
-			wiretest.Bad("empty image", post("application/octet-stream", nil), 400, vision.CodeBadImage),
-			wiretest.Bad("not an image", post("application/octet-stream", []byte("<html>not an image</html>")), 400, vision.CodeBadImage),
-			wiretest.Bad("image over 20 MB", post("application/octet-stream", wiretest.Huge(MaxImageBytes+1)), 400, vision.CodeTooLarge),
-			wiretest.Bad("no features", func(base string) *http.Request {
-				return wiretest.Post(base+Path+"?api-version="+APIVersion, "application/octet-stream", wiretest.Image)
+		BadInputs: []visiontest.BadInput{
+			visiontest.Bad("malformed JSON", post("application/json", []byte(`{"url":`)), 400, vision.CodeBadRequest),
+			visiontest.Bad("wrong content type", post("text/plain", visiontest.Image), 415, vision.CodeBadRequest),
+			visiontest.Bad("bad URL", post("application/json", []byte(`{"url":"ftp://x"}`)), 400, vision.CodeBadImage),
+			visiontest.Bad("empty image", post("application/octet-stream", nil), 400, vision.CodeBadImage),
+			visiontest.Bad("not an image", post("application/octet-stream", []byte("<html>not an image</html>")), 400, vision.CodeBadImage),
+			visiontest.Bad("image over 20 MB", post("application/octet-stream", visiontest.Huge(MaxImageBytes+1)), 400, vision.CodeTooLarge),
+			visiontest.Bad("no features", func(base string) *http.Request {
+				return visiontest.Post(base+Path+"?api-version="+APIVersion, "application/octet-stream", visiontest.Image)
 			}, 400, vision.CodeBadRequest),
-			wiretest.Bad("no api-version", func(base string) *http.Request {
-				return wiretest.Post(base+Path+"?features=tags", "application/octet-stream", wiretest.Image)
+			visiontest.Bad("no api-version", func(base string) *http.Request {
+				return visiontest.Post(base+Path+"?features=tags", "application/octet-stream", visiontest.Image)
 			}, 400, vision.CodeBadRequest),
 		},
 	}
 }
 
-func TestConformance(t *testing.T) { wiretest.Run(t, suite()) }
+func TestConformance(t *testing.T) { visiontest.Run(t, suite()) }
 
 func TestGolden(t *testing.T) {
-	b, _ := json.MarshalIndent(ResultToAnalyze(vision.NewImageRequest(wiretest.Image), sampleResult), "", "  ")
-	wiretest.Golden(t, "analyze-response.json", append(b, '\n'))
+	b, _ := json.MarshalIndent(ResultToAnalyze(vision.NewImageRequest(visiontest.Image), sampleResult), "", "  ")
+	visiontest.Golden(t, "analyze-response.json", append(b, '\n'))
 	var ar AnalyzeResult
 	json.Unmarshal(b, &ar)
 	if ar.Metadata.Width != 4 || ar.Metadata.Height != 3 {
@@ -66,13 +66,13 @@ func TestGolden(t *testing.T) {
 	for _, code := range []vision.Code{vision.CodeThrottled, vision.CodeBadImage, vision.CodeTooLarge, vision.CodeUnauthorized} {
 		w := httptest.NewRecorder()
 		(&Codec{}).WriteError(w, vision.Errorf(code, ""))
-		wiretest.Golden(t, "error-"+string(code)+".json", append(w.Body.Bytes(), '\n'))
+		visiontest.Golden(t, "error-"+string(code)+".json", append(w.Body.Bytes(), '\n'))
 	}
 }
 
 func FuzzDecodeRequest(f *testing.F) {
 	f.Add("application/json", []byte(`{"url":"https://cdn.example.com/a.jpg"}`))
-	f.Add("application/octet-stream", wiretest.Image)
+	f.Add("application/octet-stream", visiontest.Image)
 	f.Add("image/png", []byte("\x89PNG\r\n\x1a\n"))
 	f.Fuzz(func(t *testing.T, ct string, b []byte) {
 		r, _ := http.NewRequest(http.MethodPost, "http://x"+Path+"?api-version="+APIVersion+"&features=tags", nil)

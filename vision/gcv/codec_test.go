@@ -8,8 +8,8 @@ import (
 	"os"
 	"testing"
 
-	"github.com/cutover/cutover/internal/wiretest"
 	"github.com/cutover/cutover/vision"
+	"github.com/cutover/cutover/vision/visiontest"
 )
 
 var sampleResult = vision.Result{
@@ -18,17 +18,17 @@ var sampleResult = vision.Result{
 	Colors:     []vision.Color{{Hex: "#102030", Fraction: 0.6, Score: 0.8}},
 }
 
-func suite() wiretest.Suite {
+func suite() visiontest.Suite {
 	body := func(content string) []byte {
 		return []byte(`{"requests":[{"image":{"content":"` + content + `"},"features":[{"type":"LABEL_DETECTION"}]}]}`)
 	}
 	post := func(b []byte) func(string) *http.Request {
-		return func(u string) *http.Request { return wiretest.Post(u+Path+"?key=k", "application/json", b) }
+		return func(u string) *http.Request { return visiontest.Post(u+Path+"?key=k", "application/json", b) }
 	}
-	return wiretest.Suite{
+	return visiontest.Suite{
 		Server:    &Codec{},
 		NewClient: func(u string) vision.ClientCodec { return NewCodec(u, "test-key") },
-		Request:   vision.Request{Image: vision.NewImage(wiretest.Image), MaxLabels: 7, MinConfidence: 0.6, Attributes: []vision.AttributeKind{vision.KindColor}},
+		Request:   vision.Request{Image: vision.NewImage(visiontest.Image), MaxLabels: 7, MinConfidence: 0.6, Attributes: []vision.AttributeKind{vision.KindColor}},
 		WantDecoded: func(s vision.Request) vision.Request {
 			s.MinConfidence = 0 // GCV has no such parameter: the client filters
 			return s
@@ -44,39 +44,39 @@ func suite() wiretest.Suite {
 			vision.CodeBadRequest: vision.CodeBadRequest, vision.CodeServerError: vision.CodeServerError,
 			vision.CodeTimeout: vision.CodeTimeout,
 		},
-		BadInputs: []wiretest.BadInput{
-			wiretest.Bad("malformed JSON", post([]byte(`{"requests":[`)), 400, vision.CodeBadRequest),
-			wiretest.Bad("wrong content type", func(u string) *http.Request {
-				return wiretest.Post(u+Path, "text/plain", body(base64.StdEncoding.EncodeToString(wiretest.Image)))
+		BadInputs: []visiontest.BadInput{
+			visiontest.Bad("malformed JSON", post([]byte(`{"requests":[`)), 400, vision.CodeBadRequest),
+			visiontest.Bad("wrong content type", func(u string) *http.Request {
+				return visiontest.Post(u+Path, "text/plain", body(base64.StdEncoding.EncodeToString(visiontest.Image)))
 			}, 400, vision.CodeBadRequest),
-			wiretest.Bad("invalid base64", post(body("@@@")), 400, vision.CodeBadRequest),
-			wiretest.Bad("empty image", post(body("")), 200, vision.CodeBadImage),
-			wiretest.Bad("not an image", post(body(base64.StdEncoding.EncodeToString([]byte("plain text, not pixels")))), 200, vision.CodeBadImage),
-			wiretest.Bad("body over 10 MB", post(body(base64.StdEncoding.EncodeToString(wiretest.Huge(8<<20)))), 400, vision.CodeTooLarge),
-			wiretest.Bad("no features", post([]byte(`{"requests":[{"image":{"content":"`+base64.StdEncoding.EncodeToString(wiretest.Image)+`"},"features":[]}]}`)), 400, vision.CodeBadRequest),
-			wiretest.Bad("two images", post([]byte(`{"requests":[{},{}]}`)), 400, vision.CodeBadRequest),
+			visiontest.Bad("invalid base64", post(body("@@@")), 400, vision.CodeBadRequest),
+			visiontest.Bad("empty image", post(body("")), 200, vision.CodeBadImage),
+			visiontest.Bad("not an image", post(body(base64.StdEncoding.EncodeToString([]byte("plain text, not pixels")))), 200, vision.CodeBadImage),
+			visiontest.Bad("body over 10 MB", post(body(base64.StdEncoding.EncodeToString(visiontest.Huge(8<<20)))), 400, vision.CodeTooLarge),
+			visiontest.Bad("no features", post([]byte(`{"requests":[{"image":{"content":"`+base64.StdEncoding.EncodeToString(visiontest.Image)+`"},"features":[]}]}`)), 400, vision.CodeBadRequest),
+			visiontest.Bad("two images", post([]byte(`{"requests":[{},{}]}`)), 400, vision.CodeBadRequest),
 		},
 	}
 }
 
-func TestConformance(t *testing.T) { wiretest.Run(t, suite()) }
+func TestConformance(t *testing.T) { visiontest.Run(t, suite()) }
 
 func TestGolden(t *testing.T) {
-	ar, err := EncodeRequest(vision.Request{Image: vision.NewImage(wiretest.Image), MaxLabels: 5, Attributes: []vision.AttributeKind{vision.KindColor}})
+	ar, err := EncodeRequest(vision.Request{Image: vision.NewImage(visiontest.Image), MaxLabels: 5, Attributes: []vision.AttributeKind{vision.KindColor}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := json.MarshalIndent(ar, "", "  ")
-	wiretest.Golden(t, "annotate-request.json", append(b, '\n'))
+	visiontest.Golden(t, "annotate-request.json", append(b, '\n'))
 	ar2, _ := EncodeRequest(vision.Request{Image: vision.ImageFromURL("https://cdn.example.com/a.jpg")})
 	b, _ = json.MarshalIndent(ar2, "", "  ")
-	wiretest.Golden(t, "annotate-request-uri.json", append(b, '\n'))
+	visiontest.Golden(t, "annotate-request-uri.json", append(b, '\n'))
 	b, _ = json.MarshalIndent(ResponseFromResult(sampleResult), "", "  ")
-	wiretest.Golden(t, "annotate-response.json", append(b, '\n'))
+	visiontest.Golden(t, "annotate-response.json", append(b, '\n'))
 	for _, code := range []vision.Code{vision.CodeThrottled, vision.CodeBadImage, vision.CodeTooLarge, vision.CodeUnauthorized, vision.CodeServerError} {
 		w := httptest.NewRecorder()
 		(&Codec{}).WriteError(w, vision.Errorf(code, ""))
-		wiretest.Golden(t, "error-"+string(code)+".json", append(w.Body.Bytes(), '\n'))
+		visiontest.Golden(t, "error-"+string(code)+".json", append(w.Body.Bytes(), '\n'))
 	}
 }
 

@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover/cutover/internal/testimg"
-	"github.com/cutover/cutover/internal/wiretest"
 	"github.com/cutover/cutover/vision"
+	"github.com/cutover/cutover/vision/visiontest"
 )
 
 var sampleResult = vision.Result{
@@ -24,19 +23,19 @@ var sampleResult = vision.Result{
 		{Kind: vision.KindPattern, Value: "striped", Confidence: 0.77}},
 }
 
-func suite() wiretest.Suite {
+func suite() visiontest.Suite {
 	body := func(img string) []byte {
 		return []byte(`{"model":"m","image":"` + img + `","task":"product_classification","parameters":{"confidence_threshold":0.5}}`)
 	}
 	post := func(b []byte) func(string) *http.Request {
 		return func(u string) *http.Request {
-			return wiretest.Post(u+ClassifyPath, "application/json", b, "Authorization", "Bearer k")
+			return visiontest.Post(u+ClassifyPath, "application/json", b, "Authorization", "Bearer k")
 		}
 	}
-	return wiretest.Suite{
+	return visiontest.Suite{
 		Server:    &Codec{},
 		NewClient: func(u string) vision.ClientCodec { return NewCodec(u+"/v1", "test-key", "") },
-		Request: vision.Request{Image: vision.NewImage(wiretest.Image), MaxLabels: 5, MinConfidence: 0.75,
+		Request: vision.Request{Image: vision.NewImage(visiontest.Image), MaxLabels: 5, MinConfidence: 0.75,
 			Attributes: []vision.AttributeKind{vision.KindColor, vision.KindPattern}, CategoryFilter: []string{"apparel"}},
 		WantDecoded: func(s vision.Request) vision.Request { return s },
 		Result:      sampleResult,
@@ -49,41 +48,41 @@ func suite() wiretest.Suite {
 			vision.CodeBadRequest: vision.CodeBadRequest, vision.CodeServerError: vision.CodeServerError,
 			vision.CodeTimeout: vision.CodeTimeout,
 		},
-		BadInputs: []wiretest.BadInput{
-			wiretest.Bad("malformed JSON", post([]byte(`{"image":`)), 400, vision.CodeBadRequest),
-			wiretest.Bad("wrong content type", func(u string) *http.Request {
-				return wiretest.Post(u+ClassifyPath, "text/plain", body(base64.StdEncoding.EncodeToString(wiretest.Image)))
+		BadInputs: []visiontest.BadInput{
+			visiontest.Bad("malformed JSON", post([]byte(`{"image":`)), 400, vision.CodeBadRequest),
+			visiontest.Bad("wrong content type", func(u string) *http.Request {
+				return visiontest.Post(u+ClassifyPath, "text/plain", body(base64.StdEncoding.EncodeToString(visiontest.Image)))
 			}, 400, vision.CodeBadRequest),
-			wiretest.Bad("invalid base64", post(body("%%%not base64%%%")), 400, vision.CodeBadRequest),
-			wiretest.Bad("empty image", post(body("")), 400, vision.CodeBadRequest),
-			wiretest.Bad("not an image", post(body(base64.StdEncoding.EncodeToString([]byte("just some text bytes")))), 422, vision.CodeBadImage),
-			wiretest.Bad("image over 10 MB", post(body(base64.StdEncoding.EncodeToString(wiretest.Huge(MaxImageBytes+1)))), 413, vision.CodeTooLarge),
-			wiretest.Bad("bad threshold", post([]byte(`{"image":"`+base64.StdEncoding.EncodeToString(wiretest.Image)+`","parameters":{"confidence_threshold":7}}`)), 400, vision.CodeBadRequest),
-			wiretest.Bad("unknown attribute", post([]byte(`{"image":"`+base64.StdEncoding.EncodeToString(wiretest.Image)+`","parameters":{"include_attributes":true,"attribute_types":["smell"]}}`)), 400, vision.CodeBadRequest),
+			visiontest.Bad("invalid base64", post(body("%%%not base64%%%")), 400, vision.CodeBadRequest),
+			visiontest.Bad("empty image", post(body("")), 400, vision.CodeBadRequest),
+			visiontest.Bad("not an image", post(body(base64.StdEncoding.EncodeToString([]byte("just some text bytes")))), 422, vision.CodeBadImage),
+			visiontest.Bad("image over 10 MB", post(body(base64.StdEncoding.EncodeToString(visiontest.Huge(MaxImageBytes+1)))), 413, vision.CodeTooLarge),
+			visiontest.Bad("bad threshold", post([]byte(`{"image":"`+base64.StdEncoding.EncodeToString(visiontest.Image)+`","parameters":{"confidence_threshold":7}}`)), 400, vision.CodeBadRequest),
+			visiontest.Bad("unknown attribute", post([]byte(`{"image":"`+base64.StdEncoding.EncodeToString(visiontest.Image)+`","parameters":{"include_attributes":true,"attribute_types":["smell"]}}`)), 400, vision.CodeBadRequest),
 		},
 	}
 }
 
-func TestConformance(t *testing.T) { wiretest.Run(t, suite()) }
+func TestConformance(t *testing.T) { visiontest.Run(t, suite()) }
 
 func TestGolden(t *testing.T) {
-	cr, _ := EncodeRequest(DefaultModel, vision.Request{Image: vision.NewImage(wiretest.Image), MaxLabels: 5, MinConfidence: 0.75,
+	cr, _ := EncodeRequest(DefaultModel, vision.Request{Image: vision.NewImage(visiontest.Image), MaxLabels: 5, MinConfidence: 0.75,
 		Attributes: vision.AttributeKinds})
 	b, _ := json.MarshalIndent(cr, "", "  ")
-	wiretest.Golden(t, "classify-request.json", append(b, '\n'))
+	visiontest.Golden(t, "classify-request.json", append(b, '\n'))
 	cr2, _ := EncodeRequest(DefaultModel, vision.Request{Image: vision.ImageFromURL("https://cdn.example.com/p/1.jpg"), CategoryFilter: []string{"clothing"}})
 	b, _ = json.MarshalIndent(cr2, "", "  ")
-	wiretest.Golden(t, "classify-request-url.json", append(b, '\n'))
+	visiontest.Golden(t, "classify-request-url.json", append(b, '\n'))
 	b, _ = json.MarshalIndent(ClassifyResponse{ID: "cls_0", Object: "vision.classification", Model: DefaultModel, Created: 1795000000,
 		Predictions: PredictionsFromResult(sampleResult), Usage: Usage{Images: 1}}, "", "  ")
-	wiretest.Golden(t, "classify-response.json", append(b, '\n'))
+	visiontest.Golden(t, "classify-response.json", append(b, '\n'))
 	b, _ = json.MarshalIndent(Job{JobID: "job_0", Status: "completed", Total: 2, Completed: 1, Failed: 1, Created: 1795000000, CompletedAt: 1795000002,
 		Results: []BatchResult{{Index: 0, Predictions: PredictionsFromResult(sampleResult)}, {Index: 1, Error: &ErrorDetail{Code: "bad_image", Message: "image format not recognised"}}}}, "", "  ")
-	wiretest.Golden(t, "batch-status.json", append(b, '\n'))
+	visiontest.Golden(t, "batch-status.json", append(b, '\n'))
 	for _, code := range []vision.Code{vision.CodeThrottled, vision.CodeBadImage, vision.CodeTooLarge, vision.CodeUnauthorized} {
 		w := httptest.NewRecorder()
 		WriteError(w, vision.Errorf(code, ""))
-		wiretest.Golden(t, "error-"+string(code)+".json", append(w.Body.Bytes(), '\n'))
+		visiontest.Golden(t, "error-"+string(code)+".json", append(w.Body.Bytes(), '\n'))
 	}
 }
 
@@ -92,7 +91,7 @@ func TestAuth(t *testing.T) {
 	defer srv.Close()
 	for key, want := range map[string]vision.Code{"wrong": vision.CodeUnauthorized, "": vision.CodeUnauthorized, "right": ""} {
 		c := &vision.Client{Codec: NewCodec(srv.URL, key, "")}
-		if _, err := c.Classify(context.Background(), vision.NewImageRequest(wiretest.Image)); vision.ErrorCode(err) != want {
+		if _, err := c.Classify(context.Background(), vision.NewImageRequest(visiontest.Image)); vision.ErrorCode(err) != want {
 			t.Errorf("key %q: got %v, want %q", key, err, want)
 		}
 	}
@@ -127,7 +126,7 @@ func TestBatchWebhook(t *testing.T) {
 	}))
 	defer srv.Close()
 	bc := &BatchClient{Codec: NewCodec(srv.URL, "batch-key", "")}
-	images := []vision.Image{vision.NewImage(testimg.PNG(3, 3, 1)), vision.NewImage([]byte("not an image at all")), vision.ImageFromURL("https://cdn.example.com/x.jpg")}
+	images := []vision.Image{vision.NewImage(visiontest.PNG(3, 3, 1)), vision.NewImage([]byte("not an image at all")), vision.ImageFromURL("https://cdn.example.com/x.jpg")}
 	job, err := bc.Submit(context.Background(), images, vision.Request{MinConfidence: 0.85}, hook.URL)
 	if err != nil {
 		t.Fatal(err)

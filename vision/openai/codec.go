@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/bufpool"
 	"github.com/cutover/cutover/internal/jsonx"
 	"github.com/cutover/cutover/vision"
 )
@@ -151,14 +152,14 @@ func (c *Codec) NewRequest(ctx context.Context, req vision.Request) (*http.Reque
 	if c.prefix != nil && len(req.Image.Bytes) > 0 {
 		// Built in a pooled buffer sized so that appending never grows it
 		// (the data URL's media type is at most a few dozen bytes).
-		buf := vision.BodyBuffer(len(c.prefix) + len(c.suffix) + 4*((len(req.Image.Bytes)+2)/3) + len(req.Image.MediaType) + 64)
+		buf := bufpool.RequestBodies.Get(len(c.prefix) + len(c.suffix) + 4*((len(req.Image.Bytes)+2)/3) + len(req.Image.MediaType) + 64)
 		body, err := c.appendBody(*buf, req)
 		if err != nil {
-			vision.PutBodyBuffer(buf)
+			bufpool.RequestBodies.Put(buf)
 			return nil, err
 		}
 		*buf = body
-		hr, err = vision.NewPooledRequest(ctx, http.MethodPost, c.BaseURL+Path, buf)
+		hr, err = bufpool.NewRequest(ctx, http.MethodPost, c.BaseURL+Path, buf)
 	} else {
 		var body []byte
 		if c.prefix != nil {

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/config"
-	"github.com/cutover/cutover/internal/wiretest"
 	"github.com/cutover/cutover/vision"
+	"github.com/cutover/cutover/vision/visiontest"
 )
 
 func mustTaxonomy(tb testing.TB) *vision.Taxonomy {
@@ -44,11 +44,11 @@ var sampleResult = vision.Result{
 	Attributes: []vision.Attribute{{Kind: vision.KindColor, Value: "black", Confidence: 0.9}, {Kind: vision.KindPattern, Value: "striped", Confidence: 0.8}},
 }
 
-func suite(t *testing.T) wiretest.Suite {
+func suite(t *testing.T) visiontest.Suite {
 	good := func() map[string]any {
 		return map[string]any{"model": "m", "messages": []any{map[string]any{"role": "user", "content": []any{
 			map[string]any{"type": "text", "text": "tag"},
-			map[string]any{"type": "image_url", "image_url": map[string]any{"url": "data:image/png;base64," + base64.StdEncoding.EncodeToString(wiretest.Image)}}}}}}
+			map[string]any{"type": "image_url", "image_url": map[string]any{"url": "data:image/png;base64," + base64.StdEncoding.EncodeToString(visiontest.Image)}}}}}}
 	}
 	withURL := func(u string) []byte {
 		m := good()
@@ -58,17 +58,17 @@ func suite(t *testing.T) wiretest.Suite {
 	}
 	post := func(b []byte) func(string) *http.Request {
 		return func(u string) *http.Request {
-			return wiretest.Post(u+"/v1"+Path, "application/json", b, "Authorization", "Bearer k")
+			return visiontest.Post(u+"/v1"+Path, "application/json", b, "Authorization", "Bearer k")
 		}
 	}
 	noModel := good()
 	delete(noModel, "model")
 	noModelB, _ := json.Marshal(noModel)
 	noImage, _ := json.Marshal(map[string]any{"model": "m", "messages": []any{map[string]any{"role": "user", "content": "hello"}}})
-	return wiretest.Suite{
+	return visiontest.Suite{
 		Server:    &Codec{},
 		NewClient: func(u string) vision.ClientCodec { return newClient(t, u) },
-		Request:   vision.Request{Image: vision.NewImage(wiretest.Image)},
+		Request:   vision.Request{Image: vision.NewImage(visiontest.Image)},
 		WantDecoded: func(s vision.Request) vision.Request {
 			s.Attributes = vision.AttributeKinds
 			return s
@@ -83,41 +83,41 @@ func suite(t *testing.T) wiretest.Suite {
 			vision.CodeServerError: vision.CodeServerError, vision.CodeTimeout: vision.CodeTimeout,
 		},
 		LLM: true,
-		BadInputs: []wiretest.BadInput{
-			wiretest.Bad("malformed JSON", post([]byte(`{"model":`)), 400, vision.CodeBadRequest),
-			wiretest.Bad("wrong content type", func(u string) *http.Request {
-				return wiretest.Post(u+"/v1"+Path, "text/plain", withURL("https://x/a.jpg"))
+		BadInputs: []visiontest.BadInput{
+			visiontest.Bad("malformed JSON", post([]byte(`{"model":`)), 400, vision.CodeBadRequest),
+			visiontest.Bad("wrong content type", func(u string) *http.Request {
+				return visiontest.Post(u+"/v1"+Path, "text/plain", withURL("https://x/a.jpg"))
 			}, 400, vision.CodeBadRequest),
-			wiretest.Bad("invalid base64", post(withURL("data:image/png;base64,@@@@")), 400, vision.CodeBadRequest),
-			wiretest.Bad("empty image", post(withURL("data:image/png;base64,")), 400, vision.CodeBadRequest),
-			wiretest.Bad("not an image", post(withURL("data:image/png;base64,"+base64.StdEncoding.EncodeToString([]byte("words, not pixels")))), 400, vision.CodeBadImage),
-			wiretest.Bad("image over 20 MB", post(withURL("data:image/jpeg;base64,"+base64.StdEncoding.EncodeToString(wiretest.Huge(MaxImageBytes+1)))), 400, vision.CodeTooLarge),
-			wiretest.Bad("no model", post(noModelB), 400, vision.CodeBadRequest),
-			wiretest.Bad("no image", post(noImage), 400, vision.CodeBadRequest),
-			wiretest.Bad("ftp image URL", post(withURL("ftp://x/a.jpg")), 400, vision.CodeBadImage),
+			visiontest.Bad("invalid base64", post(withURL("data:image/png;base64,@@@@")), 400, vision.CodeBadRequest),
+			visiontest.Bad("empty image", post(withURL("data:image/png;base64,")), 400, vision.CodeBadRequest),
+			visiontest.Bad("not an image", post(withURL("data:image/png;base64,"+base64.StdEncoding.EncodeToString([]byte("words, not pixels")))), 400, vision.CodeBadImage),
+			visiontest.Bad("image over 20 MB", post(withURL("data:image/jpeg;base64,"+base64.StdEncoding.EncodeToString(visiontest.Huge(MaxImageBytes+1)))), 400, vision.CodeTooLarge),
+			visiontest.Bad("no model", post(noModelB), 400, vision.CodeBadRequest),
+			visiontest.Bad("no image", post(noImage), 400, vision.CodeBadRequest),
+			visiontest.Bad("ftp image URL", post(withURL("ftp://x/a.jpg")), 400, vision.CodeBadImage),
 		},
 	}
 }
 
-func TestConformance(t *testing.T) { wiretest.Run(t, suite(t)) }
+func TestConformance(t *testing.T) { visiontest.Run(t, suite(t)) }
 
 func TestGolden(t *testing.T) {
 	c := newClient(t, "http://x")
-	cr, err := c.EncodeRequest(vision.Request{Image: vision.NewImage(wiretest.Image)})
+	cr, err := c.EncodeRequest(vision.Request{Image: vision.NewImage(visiontest.Image)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := json.MarshalIndent(cr, "", "  ")
-	wiretest.Golden(t, "chat-request.json", append(b, '\n'))
+	visiontest.Golden(t, "chat-request.json", append(b, '\n'))
 	cc := Completion(vision.Request{LLM: &vision.LLMParams{Model: "gemini-2.5-flash"}}, Content(sampleResult, vision.AttributeKinds), "stop",
 		vision.Usage{InputTokens: 1520, CachedTokens: 1024, OutputTokens: 71})
 	cc.ID, cc.Created = "chatcmpl-0", 1795000000
 	b, _ = json.MarshalIndent(cc, "", "  ")
-	wiretest.Golden(t, "chat-response.json", append(b, '\n'))
+	visiontest.Golden(t, "chat-response.json", append(b, '\n'))
 	for _, code := range []vision.Code{vision.CodeThrottled, vision.CodeQuotaExceeded, vision.CodeUnauthorized, vision.CodeBadImage, vision.CodeServerError} {
 		w := httptest.NewRecorder()
 		WriteError(w, vision.Errorf(code, ""))
-		wiretest.Golden(t, "error-"+string(code)+".json", append(w.Body.Bytes(), '\n'))
+		visiontest.Golden(t, "error-"+string(code)+".json", append(w.Body.Bytes(), '\n'))
 	}
 	// The golden request decodes back, with the schema's attributes.
 	req, err := DecodeChatRequest(mustRead(t, "testdata/chat-request.json"))
@@ -399,7 +399,7 @@ var _ = context.Background
 // the request struct gives.
 func TestPreEncodedBody(t *testing.T) {
 	c := newClient(t, "http://x")
-	for _, req := range []vision.Request{{Image: vision.NewImage(wiretest.Image)}, {Image: vision.ImageFromURL("https://cdn.example.com/a b\".jpg")}} {
+	for _, req := range []vision.Request{{Image: vision.NewImage(visiontest.Image)}, {Image: vision.ImageFromURL("https://cdn.example.com/a b\".jpg")}} {
 		cr, _ := c.EncodeRequest(req)
 		want, _ := json.Marshal(cr)
 		got, err := c.appendBody(nil, req)

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cutover/cutover/internal/bufpool"
 	"github.com/cutover/cutover/internal/jsonx"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -98,7 +99,7 @@ func (c *Codec) NewRequest(ctx context.Context, req vision.Request) (*http.Reque
 	var body []byte
 	if buf, ok := appendInput(in); ok {
 		body = *buf
-		hr, err = vision.NewPooledRequest(ctx, http.MethodPost, c.BaseURL+"/", buf)
+		hr, err = bufpool.NewRequest(ctx, http.MethodPost, c.BaseURL+"/", buf)
 	} else {
 		if body, err = jsonx.Marshal(in); err != nil {
 			return nil, fmt.Errorf("encoding DetectLabels: %w", err)
@@ -117,7 +118,7 @@ func (c *Codec) NewRequest(ctx context.Context, req vision.Request) (*http.Reque
 }
 
 // appendInput encodes in, an image given as bytes, into a pooled buffer
-// (vision.BodyBuffer): the image's base64 is written straight into it and
+// (bufpool.RequestBodies): the image's base64 is written straight into it and
 // the rest marshalled as usual, byte for byte what jsonx.Marshal(in)
 // writes. ok is false for an input it does not handle.
 func appendInput(in DetectLabelsInput) (*[]byte, bool) {
@@ -132,7 +133,7 @@ func appendInput(in DetectLabelsInput) (*[]byte, bool) {
 		return nil, false
 	}
 	rest = rest[len(empty):]
-	buf := vision.BodyBuffer(len(open) + 4*((len(img)+2)/3) + 2 + len(rest))
+	buf := bufpool.RequestBodies.Get(len(open) + 4*((len(img)+2)/3) + 2 + len(rest))
 	b := append(*buf, open...)
 	b = vision.AppendBase64(b, img)
 	b = append(b, `"}`...)
@@ -289,7 +290,7 @@ func (c *Codec) decodeRequest(r *http.Request, body []byte, hash bool) (vision.R
 }
 
 // detectLabelsIn is DetectLabelsInput as a server decodes it: the image
-// bytes go into a pooled buffer (vision.DecodePooledBase64).
+// bytes go into a pooled buffer (bufpool.Images).
 type detectLabelsIn struct {
 	Image struct {
 		Bytes    pooledBytes `json:"Bytes"`
@@ -319,7 +320,7 @@ func (p *pooledBytes) UnmarshalJSON(b []byte) error {
 		}
 		s = []byte(str)
 	}
-	buf, err := vision.DecodePooledBase64(s)
+	buf, err := bufpool.Images.DecodeBase64(s)
 	if err != nil {
 		return err
 	}
@@ -335,7 +336,7 @@ func (p pooledBytes) len() int {
 }
 
 // DecodeInput parses a DetectLabels body. The image's bytes are in a
-// pooled buffer: vision.ReleaseImage returns it when the caller is done.
+// pooled buffer: the image's Lease returns it when the caller is done.
 func DecodeInput(body []byte) (vision.Request, error) { return decodeInput(body, true) }
 
 func decodeInput(body []byte, hash bool) (vision.Request, error) {
@@ -358,10 +359,16 @@ func decodeInput(body []byte, hash bool) (vision.Request, error) {
 	case in.Image.Bytes.len() == 0:
 		return req, vendorErr(vision.CodeBadRequest, "ValidationException", "1 validation error detected: Value at 'image.bytes' failed to satisfy constraint: Member must have length greater than or equal to 1")
 	default:
-		im, err := vision.DecodePooledImage(in.Image.Bytes.buf, MaxImageBytes, hash)
+		buf := in.Image.Bytes.buf
+		im, err := vision.CheckImageBytes(*buf, MaxImageBytes)
 		if err != nil {
+			bufpool.Images.Put(buf)
 			return req, toVendor(err)
 		}
+		if hash {
+			vision.HashImage(&im)
+		}
+		im.Lease = bufpool.Images.NewLease(buf)
 		req.Image = im
 	}
 	if in.MaxLabels != nil {

@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/rekognition"
 	"github.com/aws/aws-sdk-go-v2/service/rekognition/types"
 
-	"github.com/cutover/cutover/internal/testimg"
-	"github.com/cutover/cutover/internal/wiretest"
+	"github.com/cutover/cutover/internal/bufpool"
 	"github.com/cutover/cutover/vision"
+	"github.com/cutover/cutover/vision/visiontest"
 )
 
 var testCreds = aws.Credentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "test-secret-key"}
@@ -40,18 +40,18 @@ var sampleResult = vision.Result{
 	Colors:     []vision.Color{{R: 0x10, G: 0x20, B: 0x30, Hex: "#102030", Fraction: 0.61, Name: "Blue"}},
 }
 
-func suite() wiretest.Suite {
-	img := vision.NewImage(wiretest.Image)
+func suite() visiontest.Suite {
+	img := vision.NewImage(visiontest.Image)
 	rekBody := func(b64 string) []byte {
 		return []byte(`{"Image":{"Bytes":"` + b64 + `"},"MaxLabels":10}`)
 	}
 	post := func(body []byte, hdr ...string) func(string) *http.Request {
 		return func(u string) *http.Request {
 			h := append([]string{"X-Amz-Target", Target}, hdr...)
-			return wiretest.Post(u+"/", ContentType, body, h...)
+			return visiontest.Post(u+"/", ContentType, body, h...)
 		}
 	}
-	return wiretest.Suite{
+	return visiontest.Suite{
 		Server:    &Codec{},
 		NewClient: newClient,
 		Request:   vision.Request{Image: img, MaxLabels: 10, MinConfidence: 0.6, Attributes: []vision.AttributeKind{vision.KindColor}, CategoryFilter: []string{"Clothing"}},
@@ -74,40 +74,40 @@ func suite() wiretest.Suite {
 			vision.CodeBadRequest: vision.CodeBadRequest, vision.CodeServerError: vision.CodeServerError,
 			vision.CodeTimeout: vision.CodeServerError,
 		},
-		BadInputs: []wiretest.BadInput{
-			wiretest.Bad("malformed JSON", post([]byte(`{"Image":`)), 400, vision.CodeBadRequest),
-			wiretest.Bad("wrong content type", func(u string) *http.Request {
-				return wiretest.Post(u+"/", "text/plain", rekBody(base64.StdEncoding.EncodeToString(wiretest.Image)), "X-Amz-Target", Target)
+		BadInputs: []visiontest.BadInput{
+			visiontest.Bad("malformed JSON", post([]byte(`{"Image":`)), 400, vision.CodeBadRequest),
+			visiontest.Bad("wrong content type", func(u string) *http.Request {
+				return visiontest.Post(u+"/", "text/plain", rekBody(base64.StdEncoding.EncodeToString(visiontest.Image)), "X-Amz-Target", Target)
 			}, 400, vision.CodeBadRequest),
-			wiretest.Bad("unknown target", func(u string) *http.Request {
-				return wiretest.Post(u+"/", ContentType, rekBody(""), "X-Amz-Target", "RekognitionService.DetectFaces")
+			visiontest.Bad("unknown target", func(u string) *http.Request {
+				return visiontest.Post(u+"/", ContentType, rekBody(""), "X-Amz-Target", "RekognitionService.DetectFaces")
 			}, 400, vision.CodeBadRequest),
-			wiretest.Bad("invalid base64", post(rekBody("!!!not-base64!!!")), 400, vision.CodeBadRequest),
-			wiretest.Bad("empty image", post(rekBody("")), 400, vision.CodeBadRequest),
-			wiretest.Bad("not an image", post(rekBody(base64.StdEncoding.EncodeToString([]byte("hello, this is text")))), 400, vision.CodeBadImage),
-			wiretest.Bad("image over 5 MB", post(rekBody(base64.StdEncoding.EncodeToString(wiretest.Huge(MaxImageBytes+1)))), 400, vision.CodeTooLarge),
-			wiretest.Bad("body far over the limit", post(make([]byte, 12<<20)), 400, vision.CodeTooLarge),
-			wiretest.Bad("negative MaxLabels", post([]byte(`{"Image":{"Bytes":"`+base64.StdEncoding.EncodeToString(wiretest.Image)+`"},"MaxLabels":-1}`)), 400, vision.CodeBadRequest),
+			visiontest.Bad("invalid base64", post(rekBody("!!!not-base64!!!")), 400, vision.CodeBadRequest),
+			visiontest.Bad("empty image", post(rekBody("")), 400, vision.CodeBadRequest),
+			visiontest.Bad("not an image", post(rekBody(base64.StdEncoding.EncodeToString([]byte("hello, this is text")))), 400, vision.CodeBadImage),
+			visiontest.Bad("image over 5 MB", post(rekBody(base64.StdEncoding.EncodeToString(visiontest.Huge(MaxImageBytes+1)))), 400, vision.CodeTooLarge),
+			visiontest.Bad("body far over the limit", post(make([]byte, 12<<20)), 400, vision.CodeTooLarge),
+			visiontest.Bad("negative MaxLabels", post([]byte(`{"Image":{"Bytes":"`+base64.StdEncoding.EncodeToString(visiontest.Image)+`"},"MaxLabels":-1}`)), 400, vision.CodeBadRequest),
 		},
 	}
 }
 
-func TestConformance(t *testing.T) { wiretest.Run(t, suite()) }
+func TestConformance(t *testing.T) { visiontest.Run(t, suite()) }
 
 func TestGolden(t *testing.T) {
-	in, err := EncodeRequest(vision.Request{Image: vision.NewImage(wiretest.Image), MaxLabels: 10, MinConfidence: 0.6,
+	in, err := EncodeRequest(vision.Request{Image: vision.NewImage(visiontest.Image), MaxLabels: 10, MinConfidence: 0.6,
 		Attributes: []vision.AttributeKind{vision.KindColor}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := json.MarshalIndent(in, "", "  ")
-	wiretest.Golden(t, "detectlabels-request.json", append(b, '\n'))
+	visiontest.Golden(t, "detectlabels-request.json", append(b, '\n'))
 	b, _ = json.MarshalIndent(OutputFromResult(sampleResult), "", "  ")
-	wiretest.Golden(t, "detectlabels-response.json", append(b, '\n'))
+	visiontest.Golden(t, "detectlabels-response.json", append(b, '\n'))
 	for _, code := range []vision.Code{vision.CodeThrottled, vision.CodeBadImage, vision.CodeTooLarge, vision.CodeUnauthorized} {
 		w := httptest.NewRecorder()
 		(&Codec{}).WriteError(w, vision.Errorf(code, ""))
-		wiretest.Golden(t, "error-"+string(code)+".json", append(w.Body.Bytes(), '\n'))
+		visiontest.Golden(t, "error-"+string(code)+".json", append(w.Body.Bytes(), '\n'))
 		if w.Header().Get("X-Amzn-Errortype") == "" {
 			t.Errorf("%s: no x-amzn-ErrorType header", code)
 		}
@@ -170,7 +170,7 @@ func TestRealSDK(t *testing.T) {
 		Credentials:  aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return testCreds, nil }),
 	})
 	out, err := client.DetectLabels(context.Background(), &rekognition.DetectLabelsInput{
-		Image:     &types.Image{Bytes: testimg.JPEG(16, 16, 2)},
+		Image:     &types.Image{Bytes: visiontest.JPEG(16, 16, 2)},
 		MaxLabels: aws.Int32(5),
 		Features:  []types.DetectLabelsFeatureName{types.DetectLabelsFeatureNameGeneralLabels, types.DetectLabelsFeatureNameImageProperties},
 	})
@@ -192,7 +192,7 @@ func TestRealSDK(t *testing.T) {
 			return aws.Credentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "wrong"}, nil
 		}),
 	})
-	_, err = bad.DetectLabels(context.Background(), &rekognition.DetectLabelsInput{Image: &types.Image{Bytes: testimg.JPEG(16, 16, 2)}})
+	_, err = bad.DetectLabels(context.Background(), &rekognition.DetectLabelsInput{Image: &types.Image{Bytes: visiontest.JPEG(16, 16, 2)}})
 	if err == nil || !strings.Contains(err.Error(), "InvalidSignatureException") {
 		t.Errorf("wrong secret: got %v", err)
 	}
@@ -200,7 +200,7 @@ func TestRealSDK(t *testing.T) {
 
 func TestSignatureVerifiesOwnClient(t *testing.T) {
 	c := NewCodec("http://127.0.0.1:1", "eu-west-1", testCreds)
-	hr, err := c.NewRequest(context.Background(), vision.Request{Image: vision.NewImage(wiretest.Image)})
+	hr, err := c.NewRequest(context.Background(), vision.Request{Image: vision.NewImage(visiontest.Image)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func FuzzDecodeInput(f *testing.F) {
 		if un.Image.SHA256 != req.Image.SHA256 {
 			t.Fatalf("HashImage %q, decoding %q", un.Image.SHA256, req.Image.SHA256)
 		}
-		vision.ReleaseImage(&un.Image)
+		un.Image.Lease.Release()
 		// Re-encoded for a candidate: the pooled encoder writes what
 		// encoding/json does.
 		if in, err := EncodeRequest(req); err == nil {
@@ -260,21 +260,21 @@ func FuzzDecodeInput(f *testing.F) {
 				if !bytes.Equal(*buf, want) {
 					t.Fatalf("pooled encoding differs from encoding/json's for %q", b)
 				}
-				vision.PutBodyBuffer(buf)
+				bufpool.RequestBodies.Put(buf)
 			}
 		}
-		vision.ReleaseImage(&req.Image)
+		req.Image.Lease.Release()
 	})
 }
 
 // TestDecodePooled: image bytes decode into a pooled buffer, with JSON
 // escapes in the base64 and without; bad base64 is Rekognition's own
-// error; ReleaseImage returns the buffer.
+// error; the image's Lease returns the buffer.
 func TestDecodePooled(t *testing.T) {
-	img := testimg.PNG(64, 64, 3)
+	img := visiontest.PNG(64, 64, 3)
 	enc := base64.StdEncoding.EncodeToString(img)
 	escaped := strings.ReplaceAll(enc, "/", `\/`)
-	pool := vision.ImagePool()
+	pool := &bufpool.Images
 	before := pool.Live()
 	for _, s := range []string{enc, escaped} {
 		req, err := DecodeInput([]byte(`{"Image":{"Bytes":"` + s + `"}}`))
@@ -284,9 +284,13 @@ func TestDecodePooled(t *testing.T) {
 		if !bytes.Equal(req.Image.Bytes, img) || req.Image.Size != len(img) {
 			t.Fatalf("decoded %d bytes, want the %d encoded", len(req.Image.Bytes), len(img))
 		}
-		vision.ReleaseImage(&req.Image)
-		if req.Image.Bytes != nil {
-			t.Error("ReleaseImage left the bytes")
+		if pool.Live() != before+1 {
+			t.Errorf("%d image buffers out while one image is held, want 1", pool.Live()-before)
+		}
+		req.Image.Lease.Release()
+		req.Image.Lease.Release() // twice is harmless
+		if pool.Live() != before {
+			t.Error("Release did not return the image's buffer")
 		}
 	}
 	_, err := DecodeInput([]byte(`{"Image":{"Bytes":"` + enc[:40] + `!!` + enc[42:] + `"}}`))
@@ -349,7 +353,7 @@ func TestAppendInputMatchesMarshal(t *testing.T) {
 			if !bytes.Equal(*buf, want) {
 				t.Fatalf("%d bytes, %+v:\n got %.300s\nwant %.300s", n, r, *buf, want)
 			}
-			vision.PutBodyBuffer(buf)
+			bufpool.RequestBodies.Put(buf)
 		}
 	}
 	if _, ok := appendInput(DetectLabelsInput{Image: Image{S3Object: &S3Object{Bucket: "b", Name: "k"}}}); ok {

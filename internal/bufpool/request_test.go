@@ -1,4 +1,4 @@
-package vision_test
+package bufpool_test
 
 import (
 	"bytes"
@@ -10,14 +10,14 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/cutover/cutover/vision"
+	"github.com/cutover/cutover/internal/bufpool"
 )
 
 func pooledRequest(t *testing.T, url string, content []byte) *http.Request {
 	t.Helper()
-	buf := vision.BodyBuffer(len(content))
+	buf := bufpool.RequestBodies.Get(len(content))
 	*buf = append(*buf, content...)
-	hr, err := vision.NewPooledRequest(context.Background(), http.MethodPost, url, buf)
+	hr, err := bufpool.NewRequest(context.Background(), http.MethodPost, url, buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func pooledRequest(t *testing.T, url string, content []byte) *http.Request {
 // and its buffer goes back only when the request and every reader the
 // transport took have let go.
 func TestPooledRequest(t *testing.T) {
-	pool := vision.RequestBodies()
+	pool := &bufpool.RequestBodies
 	pool.Poison(true) // bytes read after their buffer went back show as 0xDB
 	defer pool.Poison(false)
 	start := pool.Live()
@@ -46,8 +46,8 @@ func TestPooledRequest(t *testing.T) {
 			t.Fatalf("ContentLength %d, want %d", hr.ContentLength, len(content))
 		}
 		resp, err := http.DefaultClient.Do(hr)
-		vision.ReleaseRequest(hr)
-		vision.ReleaseRequest(hr) // twice is harmless
+		bufpool.ReleaseRequest(hr)
+		bufpool.ReleaseRequest(hr) // twice is harmless
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +69,7 @@ func TestPooledRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vision.ReleaseRequest(hr)
+	bufpool.ReleaseRequest(hr)
 	if pool.Live()-start != 1 {
 		t.Fatalf("buffer went back while a retry's body was open")
 	}

@@ -11,11 +11,11 @@ import (
 	"io"
 	"os"
 
-	"github.com/cutover/cutover/internal/testimg"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/gcv"
 	"github.com/cutover/cutover/vision/holysheep"
 	"github.com/cutover/cutover/vision/rekognition"
+	"github.com/cutover/cutover/vision/visiontest"
 )
 
 func main() {
@@ -23,7 +23,7 @@ func main() {
 	format := flag.String("format", "rekognition", "rekognition, gcv or holysheep")
 	seed := flag.Uint64("seed", 1, "image seed")
 	flag.Parse()
-	img := testimg.Sized(*size, *seed)
+	img := visiontest.Sized(*size, *seed)
 	req := vision.Request{Image: vision.NewImage(img), MaxLabels: 10, Attributes: []vision.AttributeKind{vision.KindColor}}
 	var c vision.ClientCodec
 	switch *format {

@@ -1,4 +1,4 @@
-package report
+package reports
 
 import (
 	"errors"
@@ -11,9 +11,9 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/cutover/cutover/compare/stats"
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
-	"github.com/cutover/cutover/internal/stats"
 	"github.com/cutover/cutover/record"
 	"github.com/cutover/cutover/vision"
 )

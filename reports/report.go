@@ -13,7 +13,7 @@
 // gate passes only when its whole interval is on the right side of the
 // threshold. Report does not fetch anything and does not judge a run by
 // anything but its recorded observations and the config.
-package report
+package reports
 
 import (
 	"time"

@@ -5,7 +5,7 @@
 // shared 2-core VM can land on a slow minute; the median of several is the
 // figure to quote. It is a benchmark helper, not part of the cutover CLI.
 //
-//	go run ./internal/tools/benchproxysum out/bench-proxy/*.txt
+//	go run ./tools/benchproxysum out/bench-proxy/*.txt
 //
 // It reads the summary lines that bench-proxy.sh prints; a change to
 // their wording there needs the matching pattern here (the test runs

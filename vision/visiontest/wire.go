@@ -1,8 +1,11 @@
-// Package wiretest is the conformance suite every wire format's tests run:
-// request and result round trips through a real loopback HTTP server, typed
-// error round trips, bad input answered with the format's own error body,
-// and golden-file comparison.
-package wiretest
+// Package visiontest holds test helpers for wire formats and the code that
+// uses them: the conformance suite every wire format's tests run (request and
+// result round trips through a real loopback HTTP server, typed error round
+// trips, bad input answered with the format's own error body, golden files)
+// and small real images (valid PNG and JPEG bytes, distinct per seed).
+//
+// It is imported by tests only.
+package visiontest
 
 import (
 	"bytes"
@@ -18,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cutover/cutover/internal/testimg"
 	"github.com/cutover/cutover/vision"
 )
 
@@ -46,7 +48,7 @@ func Golden(t *testing.T, name string, got []byte) {
 }
 
 // Image is the small PNG the suites send.
-var Image = testimg.PNG(4, 3, 1)
+var Image = PNG(4, 3, 1)
 
 // Suite describes one wire format for the conformance tests.
 type Suite struct {
@@ -121,7 +123,8 @@ func roundTrip(t *testing.T, s Suite) {
 	}
 	want := s.WantDecoded(s.Request)
 	dec := rec.got[0]
-	vision.ReleaseImage(&dec.Image) // compared without the bytes (and their pool)
+	dec.Image.Lease.Release() // compared without the bytes (and their pool)
+	dec.Image.Bytes, dec.Image.Lease = nil, nil
 	want.Image.Bytes = nil
 	// LLM parameters and token usage are format-specific: their own tests
 	// check them; here they must only be present when the format has them.
@@ -205,7 +208,7 @@ func Post(url, contentType string, body []byte, headers ...string) *http.Request
 // size limit.
 func Huge(n int) []byte {
 	b := make([]byte, n)
-	copy(b, testimg.JPEG(8, 8, 3))
+	copy(b, JPEG(8, 8, 3))
 	return b
 }
 

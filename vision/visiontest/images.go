@@ -1,6 +1,6 @@
-// Package testimg makes small real images for tests: valid PNG and JPEG
-// bytes that every decoder accepts, distinct per seed.
-package testimg
+// Small real images for tests: valid PNG and JPEG bytes that every decoder
+// accepts, distinct per seed.
+package visiontest
 
 import (
 	"bytes"
