@@ -18,11 +18,9 @@ package bench
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http/httptrace"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -327,36 +325,8 @@ func (r *runner) do(ctx context.Context, j Job, intended time.Time) {
 	if err := t.Client.Pace(ctx); err != nil {
 		return
 	}
-	// net/http dials in its own goroutine, and a dial this request began
-	// may finish after the request went out on another connection (or
-	// after it was answered): the phases are written under a lock, and
-	// those that arrive once the answer is in are dropped.
-	var (
-		trMu                           sync.Mutex
-		tr                             record.Trace
-		answered                       bool
-		connStart, tlsStart, sendStart time.Time
-	)
-	phase := func(f func()) {
-		trMu.Lock()
-		if !answered {
-			f()
-		}
-		trMu.Unlock()
-	}
-	trace := &httptrace.ClientTrace{
-		GotConn:      func(i httptrace.GotConnInfo) { phase(func() { tr.Reused = i.Reused }) },
-		ConnectStart: func(string, string) { phase(func() { connStart = time.Now() }) },
-		ConnectDone: func(string, string, error) {
-			phase(func() { tr.ConnectNS = time.Since(connStart).Nanoseconds() })
-		},
-		TLSHandshakeStart: func() { phase(func() { tlsStart = time.Now() }) },
-		TLSHandshakeDone: func(tls.ConnectionState, error) {
-			phase(func() { tr.TLSNS = time.Since(tlsStart).Nanoseconds() })
-		},
-		GotFirstResponseByte: func() { phase(func() { tr.TTFBNS = time.Since(sendStart).Nanoseconds() }) },
-	}
-	sendStart = time.Now()
+	sendStart := time.Now()
+	tracer := record.NewTracer(sendStart)
 	r.sent.Add(1)
 	if !j.Warmup {
 		r.measured.Add(1)
@@ -370,15 +340,9 @@ func (r *runner) do(ctx context.Context, j Job, intended time.Time) {
 		r.lag.RecordValue(clamp(sendStart.Sub(intended).Nanoseconds()))
 		r.lagMu.Unlock()
 	}
-	res, err := t.Client.Do(httptrace.WithClientTrace(context.WithoutCancel(ctx), trace), vision.Request{Image: j.Image, MaxLabels: 10, Attributes: vision.AttributeKinds})
+	res, err := t.Client.Do(tracer.Context(context.WithoutCancel(ctx)), vision.Request{Image: j.Image, MaxLabels: 10, Attributes: vision.AttributeKinds})
 	end := time.Now()
-	trMu.Lock()
-	answered = true
-	trace1 := tr
-	if trace1.Reused {
-		trace1.ConnectNS, trace1.TLSNS = 0, 0 // a dial begun for this request that another one used
-	}
-	trMu.Unlock()
+	trace := tracer.Finish()
 	r.done.Add(1)
 	if j.Warmup {
 		return
@@ -386,7 +350,7 @@ func (r *runner) do(ctx context.Context, j Job, intended time.Time) {
 	corrected, service := end.Sub(intended), end.Sub(sendStart)
 	o := record.Observation{RequestID: fmt.Sprintf("%s-%s", j.PairID, t.Name), PairID: j.PairID, Time: intended, Provider: t.Name,
 		Role: record.RoleBench, Status: 200, LatencyNS: corrected.Nanoseconds(), ServiceNS: service.Nanoseconds(),
-		ImageSHA256: j.Image.SHA256, ImageSize: j.Image.Size, FixtureID: j.FixtureID, Repeat: j.Repeat, Trace: &trace1}
+		ImageSHA256: j.Image.SHA256, ImageSize: j.Image.Size, FixtureID: j.FixtureID, Repeat: j.Repeat, Trace: trace}
 	st := r.stats[j.Target]
 	usage := res.Usage
 	var tags *vision.Tags
