@@ -12,9 +12,15 @@ type Proxy struct {
 	// Listen is where clients connect: reverse-mode clients use it as their
 	// base URL, forward-mode clients as HTTPS_PROXY. Default 127.0.0.1:8080.
 	Listen Addr `yaml:"listen"`
-	// AdminListen serves /metrics, /healthz, /readyz and /admin/status.
-	// Default 127.0.0.1:9091.
+	// AdminListen serves /metrics, /healthz, /readyz, /admin/status, the
+	// canary API, /report and pprof. Default 127.0.0.1:9091. Off loopback it
+	// needs the admin token (canary.admin_token_env), and every path but
+	// /healthz and /readyz then needs it too.
 	AdminListen Addr `yaml:"admin_listen"`
+	// AdminPublicMetrics serves /metrics without the admin token on an
+	// admin listener bound off loopback (for a Prometheus that cannot send
+	// a bearer token). Default false.
+	AdminPublicMetrics bool `yaml:"admin_public_metrics"`
 	// Primary is the provider that answers clients (the legacy API). Required.
 	Primary string `yaml:"primary"`
 	// Candidate is the provider mirrored to. Required.

@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 
 	"github.com/cutover/cutover/config"
 )
@@ -20,10 +23,14 @@ var breakerNames = map[int]string{breakerClosed: "closed", breakerHalfOpen: "hal
 // breaker guards the candidate in cutover mode: it opens when the failure
 // rate over the window passes breaker.failure_rate (with at least
 // min_requests), lets half_open_probes through after the cooldown, and
-// closes when all of them succeed (one failure opens it again).
+// closes when all of them succeed (one failure opens it again). Its clock
+// is injected: tests run the cooldown on simulated time.
 type breaker struct {
-	p        *Proxy
 	cfg      config.Breaker
+	clock    clockwork.Clock
+	log      *slog.Logger
+	tl       timeline
+	onState  func(state int) // the gauge
 	mu       sync.Mutex
 	state    int
 	openedAt time.Time
@@ -32,12 +39,13 @@ type breaker struct {
 	win      *window
 }
 
-func newBreaker(p *Proxy) *breaker {
-	return &breaker{p: p, cfg: p.cfg.Proxy.Breaker, win: newWindow(p.cfg.Proxy.Breaker.Window.D())}
+func newBreaker(cfg config.Breaker, clock clockwork.Clock, log *slog.Logger, tl timeline, onState func(int)) *breaker {
+	return &breaker{cfg: cfg, clock: clock, log: log, tl: tl, onState: onState, win: newWindow(cfg.Window.D())}
 }
 
 // allow says whether the candidate may answer a request now.
-func (b *breaker) allow(now time.Time) bool {
+func (b *breaker) allow() bool {
+	now := b.clock.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state {
@@ -59,13 +67,14 @@ func (b *breaker) allow(now time.Time) bool {
 }
 
 // record counts a candidate answer on the request path.
-func (b *breaker) record(now time.Time, ok bool) {
+func (b *breaker) record(ok bool) {
+	now := b.clock.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state {
 	case breakerClosed:
 		b.win.add(now, 0, !ok)
-		f := b.win.figures(now)
+		f, _ := b.win.figures(now)
 		if f.Requests >= int64(b.cfg.MinRequests) && f.ErrorRate > b.cfg.FailureRate.F() {
 			b.openedAt = now
 			b.to(breakerOpen, fmt.Sprintf("failure rate %.1f%% over %d requests passed breaker.failure_rate %.1f%%",
@@ -88,20 +97,22 @@ func (b *breaker) record(now time.Time, ok bool) {
 func (b *breaker) to(state int, reason string, f *Figures) {
 	from := b.state
 	b.state = state
-	b.p.met.breaker.Set(float64(state))
+	b.onState(state)
 	data := map[string]any{"from": breakerNames[from], "to": breakerNames[state]}
 	if f != nil {
 		for k, v := range f.asMap() {
 			data[k] = v
 		}
 	}
-	b.p.log.Warn("breaker "+breakerNames[state], "reason", reason)
-	b.p.rec.Event("breaker_"+breakerNames[state], reason, data)
+	b.log.Warn("breaker "+breakerNames[state], "reason", reason)
+	b.tl.Event("breaker_"+breakerNames[state], reason, data)
 }
 
 func (b *breaker) status() map[string]any {
+	now := b.clock.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	f, _ := b.win.figures(now)
 	return map[string]any{"state": breakerNames[b.state], "opened_at": b.openedAt, "probes": b.probes, "probes_ok": b.probeOK,
-		"window": b.win.figures(time.Now())}
+		"window": f}
 }

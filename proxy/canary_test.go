@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsrek "github.com/aws/aws-sdk-go-v2/service/rekognition"
 	"github.com/aws/aws-sdk-go-v2/service/rekognition/types"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/cutover/cutover/record"
 	"github.com/cutover/cutover/vision"
@@ -143,7 +144,7 @@ func TestCanaryHealthy(t *testing.T) {
 			t.Fatalf("request %d: %v", i, err)
 		}
 	}
-	e.p.mirrors.Wait()
+	e.p.life.mirrors.Wait()
 	obs := e.observations(t)
 	byImage := map[string]map[string]bool{} // sticky by image: one route per image
 	var served, compared int
@@ -192,7 +193,7 @@ func TestCanaryRecordsImageHash(t *testing.T) {
 					t.Fatalf("request %d: %v", i, err)
 				}
 			}
-			e.p.mirrors.Wait()
+			e.p.life.mirrors.Wait()
 			fx := fixtureSet(t)
 			pairs := map[string][]record.Observation{}
 			for _, o := range e.observations(t) {
@@ -298,36 +299,34 @@ func (s *switchable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // run directory's events, on /metrics; a restart stays rolled back.
 func TestRollback(t *testing.T) {
 	sw := &switchable{}
-	o := envOpts{proxyExtra: canaryYAML("canary", "percent: 50, sticky_by: request, evaluate_every: 200ms, window: 2s, rollback: {error_rate: 20%, min_requests: 10}, compare_with_legacy: false")}
+	clock := clockwork.NewFakeClock()
+	o := envOpts{clock: clock, proxyExtra: canaryYAML("canary", "percent: 50, sticky_by: request, evaluate_every: 200ms, window: 2s, rollback: {error_rate: 20%, min_requests: 10}, compare_with_legacy: false")}
 	e := newEnv(t, o)
 	// The default candidate is the simulated one: wrap it.
 	sw.h = e.candidate.h
 	e.candidate.h = sw
 	sendAll(t, e, 40, 4)
+	evaluate(t, e, 200*time.Millisecond)
 	if e.p.ctl.Percent() != 50 {
 		t.Fatalf("healthy: percent %v", e.p.ctl.Percent())
 	}
 	sw.failing.Store(true)
 	// Failing requests until the window crosses 20 % (its 95 % lower
 	// bound) with ≥ 10 requests.
-	crossed := time.Time{}
-	for i := 0; i < 400 && crossed.IsZero(); i++ {
+	crossed := false
+	for i := 0; i < 400 && !crossed; i++ {
 		sendAll(t, e, 4, 4)
-		e.p.ctl.mu.Lock()
-		if _, _, ok := e.p.ctl.crossed(time.Now()); ok {
-			crossed = time.Now()
-		}
-		e.p.ctl.mu.Unlock()
+		_, _, crossed = e.p.ctl.crossed(clock.Now())
 	}
-	if crossed.IsZero() {
+	if !crossed {
 		t.Fatal("the window never crossed the gate")
 	}
-	deadline := crossed.Add(200*time.Millisecond + 300*time.Millisecond*raceSlowdown/10) // one evaluation, plus scheduling
-	for time.Now().Before(deadline) && e.p.ctl.Percent() != 0 {
-		time.Sleep(5 * time.Millisecond)
+	if p := e.p.ctl.Percent(); p != 50 {
+		t.Fatalf("percent %v before any evaluation, want 50", p)
 	}
+	evaluate(t, e, 200*time.Millisecond) // one evaluation
 	if p := e.p.ctl.Percent(); p != 0 {
-		t.Fatalf("percent %v %v after the crossing, want 0 within one evaluation (200ms)", p, time.Since(crossed))
+		t.Fatalf("percent %v one evaluation after the crossing, want 0", p)
 	}
 	mresp, _ := http.Get(e.adminURL + "/metrics")
 	mb, _ := io.ReadAll(mresp.Body)
@@ -341,7 +340,7 @@ func TestRollback(t *testing.T) {
 			t.Fatalf("after rollback, request %d: %v", i, err)
 		}
 	}
-	stateFile := e.p.ctl.cfg.StateFile
+	stateFile := e.p.ctl.store.(fileStore).path
 	e.stop(t)
 	d, _ := record.Open(e.dir)
 	var ev *record.Event
@@ -377,18 +376,15 @@ func grepLines(s, sub string) string {
 // pass, and a restart resumes at the step it was on, never higher.
 func TestSteps(t *testing.T) {
 	steps := "steps: [{percent: 10, min_duration: 1ms, min_requests: 20, gates: {error_rate: 50%}}, {percent: 50, min_duration: 1ms, min_requests: 20, gates: {error_rate: 50%}}, {percent: 100, min_duration: 1ms, min_requests: 20}]"
-	e := newEnv(t, envOpts{proxyExtra: canaryYAML("canary", "sticky_by: request, evaluate_every: 50ms, compare_with_legacy: false, "+steps)})
+	e := newEnv(t, envOpts{clock: clockwork.NewFakeClock(), proxyExtra: canaryYAML("canary", "sticky_by: request, evaluate_every: 50ms, compare_with_legacy: false, "+steps)})
 	if p := e.p.ctl.Percent(); p != 10 {
 		t.Fatalf("start at %v, want the first step's 10", p)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	for i := 0; i < 100 && !canaryState(e).Complete; i++ {
 		sendAll(t, e, 40, 8)
-		if canaryState(e).Complete {
-			break
-		}
+		evaluate(t, e, 50*time.Millisecond)
 	}
-	st := e.p.ctl.status(time.Now())["state"].(CanaryState)
+	st := canaryState(e)
 	if !st.Complete || st.Percent != 100 || st.Step != 2 {
 		t.Fatalf("state after traffic: %+v", st)
 	}
@@ -409,11 +405,11 @@ func TestSteps(t *testing.T) {
 		t.Errorf("resumed at step %d, %v %%; want step 1, 50 %%", s, p)
 	}
 	// A failing step rolls back.
-	e3 := newEnv(t, envOpts{candidateURL: "http://127.0.0.1:1", proxyExtra: canaryYAML("canary",
+	e3 := newEnv(t, envOpts{clock: clockwork.NewFakeClock(), candidateURL: "http://127.0.0.1:1", proxyExtra: canaryYAML("canary",
 		"sticky_by: request, evaluate_every: 50ms, rollback: {error_rate: 100%}, "+steps)})
 	for i := 0; i < 50 && e3.p.ctl.Percent() != 0; i++ {
 		sendAll(t, e3, 40, 8)
-		time.Sleep(60 * time.Millisecond)
+		evaluate(t, e3, 50*time.Millisecond)
 	}
 	if st := canaryState(e3); st.Percent != 0 || !strings.Contains(st.History[len(st.History)-1].Reason, "gates failed") {
 		t.Errorf("failing step: %+v", st)
@@ -422,8 +418,22 @@ func TestSteps(t *testing.T) {
 
 // canaryState reads the controller's state under its lock (its
 // evaluation loop writes it concurrently).
-func canaryState(e *env) CanaryState {
-	return e.p.ctl.status(time.Now())["state"].(CanaryState)
+func canaryState(e *env) CanaryState { return e.p.ctl.state() }
+
+// evaluate advances the env's fake clock by d (one evaluate_every) and
+// waits until the controller's loop has judged the gates at that tick.
+func evaluate(t *testing.T, e *env, d time.Duration) {
+	t.Helper()
+	fc := e.clock.(*clockwork.FakeClock)
+	before := e.p.ctl.evaluations.Load()
+	fc.Advance(d)
+	deadline := time.Now().Add(10 * time.Second)
+	for e.p.ctl.evaluations.Load() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the controller never evaluated the tick")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // TestAdminAPI: mutations need the bearer token; concurrent admin calls and
@@ -515,7 +525,7 @@ func TestAdminAPI(t *testing.T) {
 		t.Errorf("no token configured: %v %v", resp.StatusCode, err)
 	}
 	// … and a non-loopback admin address is refused.
-	if _, _, err := e2.p.Start("127.0.0.1:0", "0.0.0.0:0"); err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+	if _, _, err := e2.p.Listen("127.0.0.1:0", "0.0.0.0:0"); err == nil || !strings.Contains(err.Error(), "not a loopback address") {
 		t.Errorf("non-loopback admin without a token: %v", err)
 	}
 }
@@ -563,7 +573,8 @@ func TestHedge(t *testing.T) {
 // it again once the candidate recovers.
 func TestCutoverBreaker(t *testing.T) {
 	sw := &switchable{}
-	e := newEnv(t, envOpts{proxyExtra: "mode: cutover\ncanary: {candidate_timeout: 1s, compare_with_legacy: false}\nbreaker: {failure_rate: 50%, min_requests: 10, window: 5s, cooldown: 3s, half_open_probes: 3}"})
+	clock := clockwork.NewFakeClock()
+	e := newEnv(t, envOpts{clock: clock, proxyExtra: "mode: cutover\ncanary: {candidate_timeout: 1s, compare_with_legacy: false}\nbreaker: {failure_rate: 50%, min_requests: 10, window: 5s, cooldown: 3s, half_open_probes: 3}"})
 	sw.h = e.candidate.h
 	e.candidate.h = sw
 	for i, r := range sendAll(t, e, 30, 4) {
@@ -580,7 +591,7 @@ func TestCutoverBreaker(t *testing.T) {
 			t.Fatalf("failing candidate, request %d: %v (the legacy must answer)", i, err)
 		}
 	}
-	if st := e.p.breaker.status()["state"]; st != "open" {
+	if st := e.p.brk.status()["state"]; st != "open" {
 		t.Fatalf("breaker %v after 60 failures", st)
 	}
 	asked := e.candidate.count()
@@ -595,9 +606,13 @@ func TestCutoverBreaker(t *testing.T) {
 		t.Errorf("metrics: %s", grepLines(string(mb), "breaker"))
 	}
 	sw.failing.Store(false)
-	time.Sleep(3100 * time.Millisecond) // the cooldown (long enough that the 20 requests above fit in it under -race)
+	sendAll(t, e, 5, 1)
+	if e.candidate.count() != asked {
+		t.Errorf("an open breaker let %d requests through before its cooldown", e.candidate.count()-asked)
+	}
+	clock.Advance(3100 * time.Millisecond) // the cooldown, on simulated time
 	sendAll(t, e, 10, 1)
-	if st := e.p.breaker.status()["state"]; st != "closed" {
+	if st := e.p.brk.status()["state"]; st != "closed" {
 		t.Errorf("breaker %v after the candidate recovered and the cooldown passed", st)
 	}
 }

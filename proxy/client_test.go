@@ -177,10 +177,7 @@ proxy: {primary: hs, candidate: legacy}
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, _, err := p.Start("127.0.0.1:0", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr, _, stop := serveProxy(t, p)
 	var schema map[string]any
 	json.Unmarshal(openai.BuildSchema(tx, 3, vision.AttributeKinds), &schema)
 	client := oai.NewClient(option.WithBaseURL("http://"+addr+"/v1/"), option.WithAPIKey(candidateKey), option.WithMaxRetries(0))
@@ -202,7 +199,9 @@ proxy: {primary: hs, candidate: legacy}
 			t.Fatalf("answer: %+v", resp)
 		}
 	}
-	p.Stop()
+	if err := stop(); err != nil {
+		t.Errorf("stopping: %v", err)
+	}
 	rec.Close()
 	d, _ := record.Open(dir)
 	if c := d.Run.Coverage; c.Seen != 5 || c.Mirrored != 5 {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/cutover/cutover/compare/stats"
 	"github.com/cutover/cutover/config"
@@ -19,21 +21,35 @@ import (
 )
 
 // controller owns the share of traffic the candidate answers in canary
-// mode: the rolling-window rollback gates, the progressive steps, the
-// admin actions, and the state file that a restart resumes from (never at
-// a higher share than it had).
+// and cutover modes: the rolling-window rollback gates, the progressive
+// steps, the admin actions, and the persisted state that a restart
+// resumes from (never at a higher share than it had). Its clock is
+// injected: tests judge windows on simulated time.
 type controller struct {
-	p   *Proxy
-	cfg config.Canary
+	cfg   config.Canary
+	mode  string
+	pair  [2]string // primary, candidate
+	clock clockwork.Clock
+	store stateStore
+	log   *slog.Logger
+	tl    timeline
+	// onRollback counts rollbacks (/metrics).
+	onRollback func()
 
 	pct atomic.Uint64 // math.Float64bits of the current percent: read on every request
+
+	// evaluations counts finished evaluations (tests wait on it).
+	evaluations atomic.Int64
 
 	mu   sync.Mutex
 	st   CanaryState
 	win  *window
 	step *window // since the current step began (one slot, never expires)
-	stop chan struct{}
-	done chan struct{}
+}
+
+// timeline receives the events of a run (record.Writer.Event).
+type timeline interface {
+	Event(kind, detail string, data map[string]any)
 }
 
 // CanaryState is the persisted state of a rollout, and GET /admin/canary's
@@ -58,7 +74,7 @@ type CanaryState struct {
 // Transition is one change of the share, for the timeline.
 type Transition struct {
 	Time    time.Time      `json:"time"`
-	Kind    string         `json:"kind"` // start, resume, advance, hold, rollback, set, pause, promote
+	Kind    string         `json:"kind"` // start, resume, advance, hold, rollback, set, pause, promote, complete
 	From    float64        `json:"from"`
 	To      float64        `json:"to"`
 	Step    int            `json:"step"`
@@ -66,109 +82,145 @@ type Transition struct {
 	Figures map[string]any `json:"figures,omitempty"`
 }
 
-// Figures are the candidate's numbers over a window or a step.
-type Figures struct {
-	Requests  int64   `json:"requests"`
-	Errors    int64   `json:"errors"`
-	ErrorRate float64 `json:"error_rate"`
-	P99Ms     float64 `json:"p99_ms"`
+// stateStore persists a rollout's state.
+type stateStore interface {
+	// load returns the saved state; found is false when there is none.
+	load() (st CanaryState, found bool, err error)
+	// save replaces the saved state.
+	save(st CanaryState) error
+	// where names the store in messages.
+	where() string
 }
 
-func (f Figures) asMap() map[string]any {
-	return map[string]any{"requests": f.Requests, "errors": f.Errors, "error_rate": f.ErrorRate, "p99_ms": f.P99Ms}
+// fileStore keeps the state in canary.state_file, written atomically
+// (write, fsync, rename).
+type fileStore struct{ path string }
+
+func (f fileStore) where() string { return "canary.state_file " + f.path }
+
+func (f fileStore) load() (CanaryState, bool, error) {
+	var st CanaryState
+	b, err := os.ReadFile(f.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return st, false, nil
+	}
+	if err != nil {
+		return st, false, fmt.Errorf("canary.state_file: %w", err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, false, fmt.Errorf("canary.state_file %s is not a canary state (%v): move it away to start afresh", f.path, err)
+	}
+	return st, true, nil
 }
 
-func newController(p *Proxy) (*controller, error) {
-	c := &controller{p: p, cfg: p.cfg.Proxy.Canary, stop: make(chan struct{}), done: make(chan struct{})}
-	c.cfg.StateFile = p.cfg.Path(c.cfg.StateFile) // relative to the config file
-	c.win = newWindow(c.cfg.Window.D())
-	c.step = newWindow(0)
-	st, err := c.load()
+func (f fileStore) save(st CanaryState) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if dir := filepath.Dir(f.path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("canary.state_file: %w", err)
+		}
+	}
+	return record.WriteFileAtomic(f.path, append(b, '\n'))
+}
+
+// controllerDeps are what a controller reports to and reads from.
+type controllerDeps struct {
+	clock      clockwork.Clock
+	store      stateStore
+	log        *slog.Logger
+	tl         timeline
+	onRollback func()
+}
+
+func newController(cfg config.Canary, mode, primary, candidate string, d controllerDeps) (*controller, error) {
+	c := &controller{cfg: cfg, mode: mode, pair: [2]string{primary, candidate}, clock: d.clock, store: d.store, log: d.log,
+		tl: d.tl, onRollback: d.onRollback, win: newWindow(cfg.Window.D()), step: newWindow(0)}
+	st, err := c.resume()
 	if err != nil {
 		return nil, err
 	}
 	c.st = st
 	c.pct.Store(math.Float64bits(st.Percent))
-	if err := c.save(); err != nil {
+	if err := c.store.save(c.st); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// load resumes from the state file when it belongs to this primary and
-// candidate; a restart never raises the share.
-func (c *controller) load() (CanaryState, error) {
-	now := time.Now()
-	fresh := CanaryState{Primary: c.p.primaryName, Candidate: c.p.candidateName, Step: -1, Percent: *c.cfg.Percent, StepStarted: now}
+// fresh is the state of a rollout that starts now.
+func (c *controller) fresh(now time.Time) CanaryState {
+	st := CanaryState{Primary: c.pair[0], Candidate: c.pair[1], Step: -1, Percent: *c.cfg.Percent, StepStarted: now}
 	if len(c.cfg.Steps) > 0 {
-		fresh.Step, fresh.Percent = 0, c.cfg.Steps[0].Percent
+		st.Step, st.Percent = 0, c.cfg.Steps[0].Percent
 	}
-	if c.p.cfg.Proxy.Mode == config.ModeCutover {
-		fresh.Step, fresh.Percent = -1, 100
+	if c.mode == config.ModeCutover {
+		st.Step, st.Percent = -1, 100
 	}
-	b, err := os.ReadFile(c.cfg.StateFile)
-	if errors.Is(err, os.ErrNotExist) {
-		fresh.History = []Transition{{Time: now, Kind: "start", To: fresh.Percent, Step: fresh.Step, Reason: "no state file: starting"}}
+	return st
+}
+
+// resume continues from the saved state when it belongs to this primary
+// and candidate; a restart never raises the share.
+func (c *controller) resume() (CanaryState, error) {
+	now := c.clock.Now()
+	fresh := c.fresh(now)
+	st, found, err := c.store.load()
+	if err != nil {
+		return fresh, err
+	}
+	if !found {
+		fresh.History = []Transition{{Time: now, Kind: "start", To: fresh.Percent, Step: fresh.Step, Reason: "no saved state: starting"}}
 		return fresh, nil
 	}
-	if err != nil {
-		return fresh, fmt.Errorf("canary.state_file: %w", err)
-	}
-	var st CanaryState
-	if err := json.Unmarshal(b, &st); err != nil {
-		return fresh, fmt.Errorf("canary.state_file %s is not a canary state (%v): move it away to start afresh", c.cfg.StateFile, err)
-	}
 	if st.Primary != fresh.Primary || st.Candidate != fresh.Candidate {
-		return fresh, fmt.Errorf("canary.state_file %s is the rollout of %s → %s, not %s → %s: choose another file or remove it",
-			c.cfg.StateFile, st.Primary, st.Candidate, fresh.Primary, fresh.Candidate)
+		return fresh, fmt.Errorf("%s is the rollout of %s → %s, not %s → %s: choose another or remove it",
+			c.store.where(), st.Primary, st.Candidate, fresh.Primary, fresh.Candidate)
 	}
 	from := st.Percent
-	switch {
-	case st.RolledBack:
-		st.Percent = 0
-	case len(c.cfg.Steps) > 0 && !st.Manual:
+	if !st.RolledBack && len(c.cfg.Steps) > 0 && !st.Manual {
 		st.Step = min(max(st.Step, 0), len(c.cfg.Steps)-1)
-		st.Percent = math.Min(from, c.cfg.Steps[st.Step].Percent)
-	case c.p.cfg.Proxy.Mode == config.ModeCanary && !st.Manual:
-		st.Percent = math.Min(from, *c.cfg.Percent)
 	}
+	st.Percent = c.ceiling(st)
 	st.StepStarted = now // a step's figures start again with the process
 	st.History = append(st.History, Transition{Time: now, Kind: "resume", From: from, To: st.Percent, Step: st.Step,
-		Reason: "restarted: resuming from the state file, never higher"})
+		Reason: "restarted: resuming from the saved state, never higher"})
 	return st, nil
 }
 
-// save writes the state atomically (write, fsync, rename). Callers hold mu
-// or own c exclusively.
-func (c *controller) save() error {
-	b, err := json.MarshalIndent(c.st, "", "  ")
-	if err != nil {
-		return err
+// ceiling is the highest share st may resume at: 0 after a rollback, at
+// most its step's share (or canary.percent) unless an operator set it.
+func (c *controller) ceiling(st CanaryState) float64 {
+	switch {
+	case st.RolledBack:
+		return 0
+	case len(c.cfg.Steps) > 0 && !st.Manual:
+		return math.Min(st.Percent, c.cfg.Steps[min(max(st.Step, 0), len(c.cfg.Steps)-1)].Percent)
+	case c.mode == config.ModeCanary && !st.Manual:
+		return math.Min(st.Percent, *c.cfg.Percent)
 	}
-	if dir := filepath.Dir(c.cfg.StateFile); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("canary.state_file: %w", err)
-		}
-	}
-	return record.WriteFileAtomic(c.cfg.StateFile, append(b, '\n'))
+	return st.Percent
 }
 
 // Percent is the share of classification calls the candidate answers now.
 func (c *controller) Percent() float64 { return math.Float64frombits(c.pct.Load()) }
 
 // observe counts one candidate answer on the request path.
-func (c *controller) observe(now time.Time, lat time.Duration, failed bool) {
+func (c *controller) observe(lat time.Duration, failed bool) {
+	now := c.clock.Now()
 	c.win.add(now, lat, failed)
 	c.step.add(now, lat, failed)
 }
 
-// set changes the share and records why: log, run directory, metrics, state.
-// Callers hold mu.
+// set changes the share and records why: log, run directory, metrics,
+// saved state. Callers hold mu.
 func (c *controller) set(kind string, to float64, reason string, f *Figures) {
 	from := c.st.Percent
 	c.st.Percent = to
 	c.pct.Store(math.Float64bits(to))
-	t := Transition{Time: time.Now(), Kind: kind, From: from, To: to, Step: c.st.Step, Reason: reason}
+	t := Transition{Time: c.clock.Now(), Kind: kind, From: from, To: to, Step: c.st.Step, Reason: reason}
 	if f != nil {
 		t.Figures = f.asMap()
 	}
@@ -180,40 +232,30 @@ func (c *controller) set(kind string, to float64, reason string, f *Figures) {
 	for k, v := range t.Figures {
 		data[k] = v
 	}
-	level := c.p.log.Info
+	level := c.log.Info
 	if kind == "rollback" {
-		level = c.p.log.Warn
-		c.p.met.rollbacks.Inc()
+		level = c.log.Warn
+		c.onRollback()
 	}
 	level("canary "+kind, "from", from, "to", to, "step", c.st.Step, "reason", reason)
-	c.p.rec.Event("canary_"+kind, fmt.Sprintf("%s: %g%% → %g%%: %s", kind, from, to, reason), data)
-	if err := c.save(); err != nil {
-		c.p.log.Error("canary state not saved", "err", err)
+	c.tl.Event("canary_"+kind, fmt.Sprintf("%s: %g%% → %g%%: %s", kind, from, to, reason), data)
+	if err := c.store.save(c.st); err != nil {
+		c.log.Error("canary state not saved", "err", err)
 	}
 }
 
-// run evaluates the gates every canary.evaluate_every until Stop.
-func (c *controller) run() {
-	defer close(c.done)
-	t := time.NewTicker(c.cfg.EvaluateEvery.D())
+// run evaluates the gates every canary.evaluate_every until stop is closed.
+func (c *controller) run(stop <-chan struct{}) {
+	t := c.clock.NewTicker(c.cfg.EvaluateEvery.D())
 	defer t.Stop()
 	for {
 		select {
-		case now := <-t.C:
+		case now := <-t.Chan():
 			c.evaluate(now)
-		case <-c.stop:
+		case <-stop:
 			return
 		}
 	}
-}
-
-func (c *controller) Stop() {
-	select {
-	case <-c.stop:
-	default:
-		close(c.stop)
-	}
-	<-c.done
 }
 
 // evaluate judges the rolling window (rollback) and, with steps, the
@@ -221,6 +263,7 @@ func (c *controller) Stop() {
 func (c *controller) evaluate(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.evaluations.Add(1)
 	if c.st.RolledBack || c.st.Percent <= 0 {
 		return
 	}
@@ -232,7 +275,7 @@ func (c *controller) evaluate(now time.Time) {
 		return
 	}
 	s := c.cfg.Steps[c.st.Step]
-	f, h := c.step.total()
+	f, h := c.step.figures(now)
 	if f.Requests < int64(s.MinRequests) {
 		return
 	}
@@ -252,8 +295,13 @@ func (c *controller) evaluate(now time.Time) {
 // candidate are noise and must not roll it back, while a dead candidate
 // crosses as soon as the window holds min_requests answers.
 func (c *controller) crossed(now time.Time) (string, Figures, bool) {
-	rb := c.cfg.Rollback
-	w, h := c.win.figuresHist(now)
+	w, h := c.win.figures(now)
+	return judgeRollback(c.cfg.Rollback, w, h)
+}
+
+// judgeRollback is crossed for given figures (one replica's or a
+// fleet's pooled window).
+func judgeRollback(rb config.RollbackGates, w Figures, h *hdrhistogram.Histogram) (string, Figures, bool) {
 	if w.Requests < int64(rb.MinRequests) {
 		return "", w, false
 	}
@@ -317,7 +365,7 @@ func (c *controller) advance(reason string, f *Figures) {
 		return
 	}
 	c.st.Step++
-	c.st.StepStarted = time.Now()
+	c.st.StepStarted = c.clock.Now()
 	c.step.reset()
 	c.set("advance", c.cfg.Steps[c.st.Step].Percent, reason, f)
 }
@@ -342,7 +390,7 @@ func (c *controller) pause(paused bool) {
 			// Resuming after a rollback or a manual share restarts the
 			// current step from its own share.
 			c.st.RolledBack, c.st.Manual = false, false
-			c.st.StepStarted = time.Now()
+			c.st.StepStarted = c.clock.Now()
 			c.step.reset()
 			to := *c.cfg.Percent
 			if c.st.Step >= 0 {
@@ -373,122 +421,26 @@ func (c *controller) promote() {
 	if c.st.Step+1 < len(c.cfg.Steps) {
 		c.st.Step++
 	}
-	c.st.StepStarted = time.Now()
+	c.st.StepStarted = c.clock.Now()
 	c.step.reset()
 	c.set("promote", c.cfg.Steps[c.st.Step].Percent, "promoted by an operator (POST /admin/promote)", nil)
 }
 
-// status is GET /admin/canary.
-func (c *controller) status(now time.Time) map[string]any {
+// state is a copy of the rollout's state.
+func (c *controller) state() CanaryState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	sf, _ := c.step.total()
-	out := map[string]any{"mode": c.p.cfg.Proxy.Mode, "state": c.st, "window": c.win.figures(now), "step_figures": sf,
+	st := c.st
+	st.History = append([]Transition(nil), c.st.History...)
+	return st
+}
+
+// status is GET /admin/canary's body.
+func (c *controller) status() map[string]any {
+	now := c.clock.Now()
+	st := c.state()
+	wf, _ := c.win.figures(now)
+	sf, _ := c.step.figures(now)
+	return map[string]any{"mode": c.mode, "state": st, "window": wf, "step_figures": sf,
 		"steps": c.cfg.Steps, "rollback": c.cfg.Rollback}
-	if c.p.breaker != nil {
-		out["breaker"] = c.p.breaker.status()
-	}
-	return out
-}
-
-// window counts candidate answers in one-second slots over a rolling
-// duration (0: one slot that never expires, for a step's totals).
-type window struct {
-	mu    sync.Mutex
-	span  int64
-	slots []slot
-}
-
-type slot struct {
-	sec      int64
-	n, fails int64
-	h        *hdrhistogram.Histogram
-}
-
-func newWindow(d time.Duration) *window {
-	n := int64(math.Ceil(d.Seconds()))
-	if n < 1 {
-		return &window{span: 0, slots: []slot{{sec: -1, h: windowHist()}}}
-	}
-	w := &window{span: n, slots: make([]slot, n)}
-	for i := range w.slots {
-		w.slots[i] = slot{sec: -1, h: windowHist()}
-	}
-	return w
-}
-
-// windowHist: 1 µs to 10 min, 2 significant digits (~20 KB a slot).
-func windowHist() *hdrhistogram.Histogram { return hdrhistogram.New(1_000, 600_000_000_000, 2) }
-
-func (w *window) add(now time.Time, lat time.Duration, failed bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	s := &w.slots[0]
-	if w.span > 0 {
-		sec := now.Unix()
-		s = &w.slots[sec%w.span]
-		if s.sec != sec {
-			s.sec, s.n, s.fails = sec, 0, 0
-			s.h.Reset()
-		}
-	}
-	s.n++
-	if failed {
-		s.fails++
-	}
-	s.h.RecordValue(min(max(lat.Nanoseconds(), 1_000), 600_000_000_000))
-}
-
-func (w *window) reset() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for i := range w.slots {
-		w.slots[i].n, w.slots[i].fails, w.slots[i].sec = 0, 0, -1
-		w.slots[i].h.Reset()
-	}
-}
-
-// figures sums the slots within the window ending at now.
-func (w *window) figures(now time.Time) Figures {
-	f, _ := w.figuresHist(now)
-	return f
-}
-
-// figuresHist is figures with the window's merged histogram.
-func (w *window) figuresHist(now time.Time) (Figures, *hdrhistogram.Histogram) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	h := windowHist()
-	var f Figures
-	for _, s := range w.slots {
-		if w.span > 0 && (s.sec < 0 || s.sec <= now.Unix()-w.span) {
-			continue
-		}
-		f.Requests += s.n
-		f.Errors += s.fails
-		h.Merge(s.h)
-	}
-	return finish(f, h), h
-}
-
-// total is figures for the never-expiring window, with its histogram.
-func (w *window) total() (Figures, *hdrhistogram.Histogram) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	h := windowHist()
-	var f Figures
-	for _, s := range w.slots {
-		f.Requests += s.n
-		f.Errors += s.fails
-		h.Merge(s.h)
-	}
-	return finish(f, h), h
-}
-
-func finish(f Figures, h *hdrhistogram.Histogram) Figures {
-	if f.Requests > 0 {
-		f.ErrorRate = float64(f.Errors) / float64(f.Requests)
-		f.P99Ms = float64(h.ValueAtQuantile(99)) / 1e6
-	}
-	return f
 }

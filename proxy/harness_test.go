@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
@@ -88,8 +89,8 @@ func fixtureSet(tb testing.TB) *fixtures.Set {
 	return fxV
 }
 
-// exchange is one request as a server saw it and what it answered.
-type exchange struct {
+// captured is one request as a server saw it and what it answered.
+type captured struct {
 	reqBody   []byte
 	reqHeader http.Header
 	status    int
@@ -97,11 +98,11 @@ type exchange struct {
 	body      []byte
 }
 
-// capture wraps a handler and keeps every exchange by X-Test-Seq.
+// capture wraps a handler and keeps every captured by X-Test-Seq.
 type capture struct {
 	h  http.Handler
 	mu sync.Mutex
-	ex map[string]*exchange
+	ex map[string]*captured
 	n  int
 }
 
@@ -127,13 +128,13 @@ func (c *capture) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ex == nil {
-		c.ex = map[string]*exchange{}
+		c.ex = map[string]*captured{}
 	}
 	c.n++
-	c.ex[r.Header.Get("X-Test-Seq")] = &exchange{reqBody: body, reqHeader: r.Header.Clone(), status: cw.status, header: w.Header().Clone(), body: cw.buf.Bytes()}
+	c.ex[r.Header.Get("X-Test-Seq")] = &captured{reqBody: body, reqHeader: r.Header.Clone(), status: cw.status, header: w.Header().Clone(), body: cw.buf.Bytes()}
 }
 
-func (c *capture) get(seq string) *exchange {
+func (c *capture) get(seq string) *captured {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ex[seq]
@@ -148,6 +149,10 @@ func (c *capture) count() int {
 // env is a running proxy between a simulated legacy and a candidate.
 type env struct {
 	cfg       *config.Config
+	clock     clockwork.Clock
+	cancel    context.CancelFunc
+	done      chan error
+	runErr    error
 	p         *Proxy
 	rec       *record.Writer
 	dir       string
@@ -167,6 +172,10 @@ type envOpts struct {
 	proxyExtra    string       // extra YAML under proxy
 	candidateURL  string       // overrides the candidate's base URL (e.g. a closed port)
 	scale         float64
+	clock         clockwork.Clock // nil: the real clock
+	report        http.Handler    // the admin /report page
+	primaryURL    string          // overrides the legacy's base URL (a misbehaving server)
+	primaryExtra  string          // extra YAML in the legacy provider, e.g. "timeout: 300ms"
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -214,12 +223,19 @@ simulate:
 		t.Cleanup(cf.Close)
 		candURL = cf.URL
 	}
+	primaryURL, primaryExtra := e.legacyURL, ""
+	if o.primaryURL != "" {
+		primaryURL = o.primaryURL
+	}
+	if o.primaryExtra != "" {
+		primaryExtra = ", " + o.primaryExtra
+	}
 	yaml := fmt.Sprintf(`
 models:
   gemini-2.5-flash: {input_per_million: 0.30, cached_input_per_million: 0.075, output_per_million: 2.50}
 providers:
   legacy: {format: rekognition, base_url: "%s", region: ap-southeast-1, credentials: {access_key_id: %s, secret_access_key: %s},
-           pricing: {tiers: [{per_1000: 1.75}]}}
+           pricing: {tiers: [{per_1000: 1.75}]}%s}
   holysheep: {format: openai, base_url: "%s/v1", model: gemini-2.5-flash, credentials: {api_key: %s}, timeout: 2s}
 proxy:
   primary: legacy
@@ -229,7 +245,7 @@ proxy:
   mirror:
     max_in_flight: 64
 %s
-`, e.legacyURL, legacyAK, legacySK, candURL, candidateKey, indentYAML(o.proxyExtra, 2), indentYAML(o.mirror, 4))
+`, primaryURL, legacyAK, legacySK, primaryExtra, candURL, candidateKey, indentYAML(o.proxyExtra, 2), indentYAML(o.mirror, 4))
 	cfg, err := config.Parse(filepath.Join(t.TempDir(), "proxy.yaml"), []byte(yaml))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, yaml)
@@ -242,15 +258,22 @@ proxy:
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.p, err = New(cfg, tx, e.rec, Options{Logger: logger, Fixtures: fx})
+	e.clock = o.clock
+	if e.clock == nil {
+		e.clock = clockwork.NewRealClock()
+	}
+	e.p, err = New(cfg, tx, e.rec, Options{Logger: logger, Fixtures: fx, Clock: e.clock, Report: o.report})
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, admin, err := e.p.Start("127.0.0.1:0", "127.0.0.1:0")
+	addr, admin, err := e.p.Listen("127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.proxyURL, e.adminURL = "http://"+addr, "http://"+admin
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel, e.done = cancel, make(chan error, 1)
+	go func() { e.done <- e.p.Run(ctx) }()
 	t.Cleanup(func() { e.stop(t) })
 	return e
 }
@@ -279,7 +302,8 @@ func (e *env) stop(t *testing.T) {
 		return
 	}
 	e.stopped = true
-	e.p.Stop()
+	e.cancel()
+	e.runErr = <-e.done
 	if err := e.rec.Close(); err != nil {
 		t.Errorf("closing the recorder: %v", err)
 	}
@@ -404,3 +428,24 @@ func (e *env) observations(t *testing.T) []record.Observation {
 }
 
 func tlsWithRoots(pool *x509.CertPool) *tls.Config { return &tls.Config{RootCAs: pool} }
+
+// serveProxy listens on loopback and runs p until the returned stop is
+// called; stop returns Run's error.
+func serveProxy(t *testing.T, p *Proxy) (addr, admin string, stop func() error) {
+	t.Helper()
+	addr, admin, err := p.Listen("127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
+	t.Cleanup(func() { stop() })
+	return addr, admin, stop
+}

@@ -1,619 +1,318 @@
 // Package proxy is cutover's inline front end: a transparent reverse and
 // forward (TLS-intercepting) proxy built on github.com/elazarl/goproxy that
 // answers clients from the primary (legacy) API, mirrors classification
-// calls to the candidate off the request path, and records both.
+// calls to the candidate off the request path, lets the candidate answer a
+// share of them (canary) or all of them (cutover), and records both.
 //
 // Its first duty is to change nothing for the client: the primary's status,
 // headers (minus hop-by-hop) and body bytes reach the client unchanged, and
 // nothing the candidate does — slow, down, wrong, huge — can delay or fail a
 // client request. Its second is to measure faithfully.
+//
+// A Proxy is assembled from small parts, none of which holds the Proxy: the
+// front end (goproxy hooks, reverse and forward), the relay to the primary
+// (net/http's Transport, tuned), the router that decides who answers, the
+// canary path, the mirror, the rollout controller, the breaker, the
+// observer that records and scores answers, the metrics and the admin
+// handler. They share a Recorder, a clock and a lifecycle.
 package proxy
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/elazarl/goproxy"
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/jonboulle/clockwork"
+	"github.com/oklog/run"
 	"golang.org/x/time/rate"
 
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
-	"github.com/cutover/cutover/internal/bufpool"
-	"github.com/cutover/cutover/internal/h1"
+	"github.com/cutover/cutover/internal/secret"
 	"github.com/cutover/cutover/record"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/formats"
 	"github.com/cutover/cutover/vision/rekognition"
 )
 
-// Proxy is one running shadow proxy.
-type Proxy struct {
-	cfg *config.Config
-	tx  *vision.Taxonomy
-	fx  *fixtures.Set
-	rec *record.Writer
-	log *slog.Logger
-
-	primaryName, candidateName string
-	primary, candidate         *config.Provider
-	primaryServer              vision.ServerCodec // reads the legacy's requests
-	primaryClient              vision.ClientCodec // reads its answers; re-signs
-	candidateClient            *vision.Client
-	candidateLimit             *rate.Limiter
-	primaryURL                 *url.URL
-	transport                  *h1.Transport
-	candidateTransport         *h1.Transport
-	gp                         *goproxy.ProxyHttpServer
-	intercept                  map[string]bool
-	scrub                      *strings.Replacer
-
-	mirrorTimeout time.Duration
-	cpu           chan struct{} // mirror CPU slots: GOMAXPROCS−1, at least 1
-	inFlight      atomic.Int64
-	queueBytes    atomic.Int64
-	dedupe        sync.Map // sha → time mirrored
-	budget        budget
-
-	pairs pairs
-	met   *metrics
-
-	requests     sync.WaitGroup // client requests until their body is sent
-	recordings   sync.WaitGroup // primary answers being decoded and recorded
-	mirrors      sync.WaitGroup
-	mirrorCtx    context.Context
-	stopMirrors  context.CancelFunc
-	shuttingDown atomic.Bool
-	started      time.Time
-	srv, admin   *http.Server
-	sweepStop    chan struct{}
-	idPrefix     string
-	idSeq        atomic.Uint64
-	reportSem    chan struct{} // one /report build at a time
-
-	ctl        *controller // canary and cutover modes
-	breaker    *breaker    // cutover mode
-	adminToken string
-}
-
 // Options are what the CLI passes besides the config.
 type Options struct {
 	Logger *slog.Logger
 	// Fixtures give ground truth by image SHA-256 (nil: none).
 	Fixtures *fixtures.Set
+	// Clock drives the rollout controller, the breaker, dedupe and the
+	// daily spend (nil: the real clock). Latencies are always measured on
+	// the real clock.
+	Clock clockwork.Clock
+	// Report serves GET /report on the admin listener (nil: no page).
+	Report http.Handler
+}
+
+// RunRecorder is the run directory the proxy writes (record.Writer): a
+// Recorder whose live figures /admin/status reads.
+type RunRecorder interface {
+	Recorder
+	Coverage() record.Coverage
+	Snapshot() map[string]*hdrhistogram.Histogram
+	Dir() string
+}
+
+var _ RunRecorder = (*record.Writer)(nil)
+
+// Proxy is one running proxy.
+type Proxy struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	clock   clockwork.Clock
+	rec     RunRecorder
+	scrub   *secret.Scrubber
+	life    *lifecycle
+	met     *metrics
+	front   *frontend
+	mirror  *mirror
+	live    *liveAgreement
+	ctl     *controller // canary and cutover modes
+	brk     *breaker    // cutover mode
+	adm     *admin
+	up      *upstream
+	cand    *candidate
+	started time.Time
+
+	ln, aln  net.Listener
+	srv, asv *http.Server
 }
 
 // New prepares a proxy writing to rec. cfg must have a valid proxy section.
-func New(cfg *config.Config, tx *vision.Taxonomy, rec *record.Writer, opt Options) (*Proxy, error) {
+func New(cfg *config.Config, tx *vision.Taxonomy, rec RunRecorder, opt Options) (*Proxy, error) {
 	pc := cfg.Proxy
-	p := &Proxy{cfg: cfg, tx: tx, fx: opt.Fixtures, rec: rec, log: opt.Logger,
-		primaryName: pc.Primary, candidateName: pc.Candidate,
-		primary: cfg.Providers[pc.Primary], candidate: cfg.Providers[pc.Candidate], reportSem: make(chan struct{}, 1)}
+	p := &Proxy{cfg: cfg, log: opt.Logger, clock: opt.Clock, rec: rec, life: newLifecycle()}
 	if p.log == nil {
 		p.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	if p.primary == nil || p.candidate == nil {
+	if p.clock == nil {
+		p.clock = clockwork.NewRealClock()
+	}
+	p.started = p.clock.Now()
+	primary, candProv := cfg.Providers[pc.Primary], cfg.Providers[pc.Candidate]
+	if primary == nil || candProv == nil {
 		return nil, fmt.Errorf("proxy.primary %q and proxy.candidate %q must name providers", pc.Primary, pc.Candidate)
 	}
-	var err error
-	if p.primaryServer, err = formats.ServerCodec(p.primary.Format); err != nil {
+	p.scrub = secret.New(cfg.Secrets()...)
+	server, err := formats.ServerCodec(primary.Format)
+	if err != nil {
 		return nil, err
 	}
-	if p.primaryClient, err = formats.ClientCodec(cfg, tx, p.primary); err != nil {
+	primaryClient, err := formats.ClientCodec(cfg, tx, primary)
+	if err != nil {
 		return nil, err
 	}
-	if p.primaryURL, err = url.Parse(p.primary.BaseURL.String()); err != nil {
+	primaryURL, err := url.Parse(primary.BaseURL.String())
+	if err != nil {
 		return nil, err
 	}
 	tlsConf, err := upstreamTLS(pc.UpstreamCAFile)
 	if err != nil {
 		return nil, err
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	// Both upstreams are called through internal/h1: an HTTP/1.1 client
-	// that writes a request up to 60 KiB in one write with its headers and
-	// reads the answer on the calling goroutine. net/http's Transport
-	// flushes the headers of a pooled body on their own (two writes, and
-	// the upstream woken twice) and hands every call across two goroutines
-	// of its own; at saturation the switch took about 15 % off the proxy's
-	// CPU per request. Requests go once, never retried, except an
-	// idempotent one whose reused connection turned out closed.
-	p.transport = &h1.Transport{DialContext: dialer.DialContext, TLSClientConfig: tlsConf, MaxIdleConnsPerHost: 1024}
+	p.up = &upstream{url: primaryURL, tr: newTransport(tlsConf, 1024, primary.Timeout.D()), timeout: primary.Timeout.D()}
+
+	mirrorTimeout := pc.Mirror.Timeout.D()
+	if mirrorTimeout == 0 {
+		mirrorTimeout = candProv.Timeout.D()
+	}
 	// The candidate gets its own pool: a hung candidate cannot take the
 	// primary's connections.
-	p.candidateTransport = &h1.Transport{DialContext: dialer.DialContext, TLSClientConfig: tlsConf.Clone(), MaxIdleConnsPerHost: 512}
-	if p.candidateClient, err = formats.NewClient(cfg, tx, pc.Candidate, &http.Client{Transport: p.candidateTransport}); err != nil {
+	p.cand = &candidate{name: pc.Candidate, tr: newTransport(tlsConf.Clone(), 512, 0), cpu: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))}
+	if p.cand.client, err = formats.NewClient(cfg, tx, pc.Candidate, &http.Client{Transport: p.cand.tr}); err != nil {
 		return nil, err
 	}
-	if p.candidate.MaxRPS > 0 {
-		p.candidateLimit = rate.NewLimiter(rate.Limit(p.candidate.MaxRPS), max(1, int(p.candidate.MaxRPS)))
+	if candProv.MaxRPS > 0 {
+		p.cand.limit = rate.NewLimiter(rate.Limit(candProv.MaxRPS), max(1, int(candProv.MaxRPS)))
 	}
-	p.mirrorTimeout = pc.Mirror.Timeout.D()
-	if p.mirrorTimeout == 0 {
-		p.mirrorTimeout = p.candidate.Timeout.D()
-	}
-	p.mirrorCtx, p.stopMirrors = context.WithCancel(context.Background())
-	p.started = time.Now()
-	p.cpu = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
-	p.budget = budget{limit: pc.Mirror.MaxDailySpend}
-	p.pairs = pairs{m: map[string]*pair{}}
-	p.met = newMetrics(p)
-	var sb [6]byte
-	rand.Read(sb[:])
-	p.idPrefix = hex.EncodeToString(sb[:])
-	var secrets []string
-	for _, s := range cfg.Secrets() {
-		secrets = append(secrets, s, "[redacted]")
-		if q := url.QueryEscape(s); q != s {
-			secrets = append(secrets, q, "[redacted]")
+
+	price := func(prov *config.Provider, u *vision.Usage) (float64, string, bool) {
+		var in, cached, out int64
+		if u != nil {
+			in, cached, out = u.InputTokens, u.CachedTokens, u.OutputTokens
 		}
+		return cfg.CallCost(prov, in, cached, out, config.DefaultMonthlyVolume)
 	}
-	p.scrub = strings.NewReplacer(secrets...)
-	if err := p.setupGoproxy(tlsConf); err != nil {
-		return nil, err
-	}
-	p.adminToken = os.Getenv(pc.Canary.AdminTokenEnv)
-	if pc.Mode == config.ModeCutover {
-		p.breaker = newBreaker(p)
-	}
+	p.mirror = &mirror{cfg: pc.Mirror, cand: p.cand, up: p.up, rec: rec, life: p.life, clock: p.clock, timeout: mirrorTimeout,
+		primaryTimeout: primary.Timeout.D(), dedupe: &localDedupe{window: pc.Mirror.DedupeWindow.D()},
+		estimate: estimator(cfg, candProv, p.cand.client.Codec, price)}
+	spend := &budget{limit: pc.Mirror.MaxDailySpend}
+	p.mirror.spend = spend
+
 	if pc.Mode == config.ModeCanary || pc.Mode == config.ModeCutover {
-		if p.ctl, err = newController(p); err != nil {
+		k := pc.Canary
+		st := fileStore{path: cfg.Path(k.StateFile)}
+		deps := controllerDeps{clock: p.clock, store: st, log: p.log, tl: rec, onRollback: func() { p.met.rollbacks.Inc() }}
+		if p.ctl, err = newController(k, pc.Mode, pc.Primary, pc.Candidate, deps); err != nil {
 			return nil, err
 		}
 	}
+	p.met = newMetrics(gauges{
+		canaryPercent: func() float64 {
+			if p.ctl == nil {
+				return 0
+			}
+			return p.ctl.Percent()
+		},
+		canaryStep: func() float64 {
+			if p.ctl == nil {
+				return 0
+			}
+			return float64(p.ctl.state().Step + 1)
+		},
+		mirrorInFlight:   func() float64 { return float64(p.mirror.inFlight.Load()) },
+		mirrorQueueBytes: func() float64 { return float64(p.mirror.queueBytes.Load()) },
+		spendToday:       func() float64 { s, _ := p.mirror.spend.state(); return s },
+	})
+	p.mirror.met = p.met
+	spend.onPause = pauseNotice(p.log, rec, p.met)
+	if pc.Mode == config.ModeCutover {
+		p.brk = newBreaker(pc.Breaker, p.clock, p.log, rec, func(s int) { p.met.breaker.Set(float64(s)) })
+	}
+	p.live = &liveAgreement{open: map[string]*openPair{}, now: p.clock.Now, agree: func(a, b *vision.Tags) {
+		if a.Top() != "" && a.Top() == b.Top() {
+			p.met.agreement.WithLabelValues("agree").Inc()
+		} else {
+			p.met.agreement.WithLabelValues("disagree").Inc()
+		}
+	}}
+	obs := &observer{rec: rec, met: p.met, tx: tx, fx: opt.Fixtures, scrub: p.scrub, price: price, live: p.live,
+		primaryName: pc.Primary, candidateName: pc.Candidate, primaryProv: primary, candidateProv: candProv,
+		primaryServer: server, primaryClient: primaryClient, candidateFormat: p.cand.client.Codec.Format()}
+	p.mirror.obs = obs
+	rl := &relay{up: p.up, obs: obs, met: p.met, life: p.life, scrub: p.scrub}
+	rt := &router{mode: pc.Mode, stickyBy: pc.Canary.StickyBy, ctl: p.ctl, brk: p.brk, server: server, stopping: &p.life.stopping}
+	kp := &canaryPath{cfg: pc.Canary, rec: rec, cand: p.cand, relay: rl, obs: obs, met: p.met, mirror: p.mirror, life: p.life,
+		ctl: p.ctl, brk: p.brk, tx: tx, server: server}
+	p.front = &frontend{cfg: cfg, log: p.log, scrub: p.scrub, rec: rec, met: p.met, life: p.life, relay: rl, mirror: p.mirror,
+		router: rt, canary: kp, server: server, primary: primaryURL}
+	if rc, ok := primaryClient.(*rekognition.Codec); ok {
+		p.front.signer = rc
+	}
+	if err := p.front.setup(tlsConf); err != nil {
+		return nil, err
+	}
+	p.adm = &admin{token: os.Getenv(pc.Canary.AdminTokenEnv), tokenEnv: pc.Canary.AdminTokenEnv, publicMetrics: pc.AdminPublicMetrics,
+		met: p.met, ctl: p.ctl, brk: p.brk, mode: pc.Mode, status: p.Status, report: opt.Report, stopping: &p.life.stopping}
 	return p, nil
 }
 
-func upstreamTLS(caFile string) (*tls.Config, error) {
-	conf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile == "" {
-		return conf, nil
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	b, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("proxy.upstream_ca_file: %w", err)
-	}
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("proxy.upstream_ca_file %s has no PEM certificate", caFile)
-	}
-	conf.RootCAs = pool
-	return conf, nil
-}
-
-type reverseKey struct{}
-
-// goproxyLogger keeps goproxy's own warnings, scrubbed of secrets (a GCV
-// ?key= in a URL must never reach a log).
-type goproxyLogger struct{ p *Proxy }
-
-func (l goproxyLogger) Printf(format string, v ...any) {
-	l.p.log.Debug(l.p.scrub.Replace(fmt.Sprintf(format, v...)), "component", "goproxy")
-}
-
-func (p *Proxy) setupGoproxy(tlsConf *tls.Config) error {
-	gp := goproxy.NewProxyHttpServer()
-	gp.Logger = goproxyLogger{p}
-	gp.KeepAcceptEncoding = true
-	gp.Tr = &http.Transport{Proxy: nil, TLSClientConfig: tlsConf.Clone(), DisableCompression: true,
-		MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}
-	d := &net.Dialer{Timeout: 10 * time.Second}
-	gp.ConnectDial = func(network, addr string) (net.Conn, error) { return d.Dial(network, addr) }
-	// Reverse mode: a relative URL is a request for the primary; make it
-	// absolute and run it through the same hooks.
-	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r = r.WithContext(context.WithValue(r.Context(), reverseKey{}, true))
-		r.URL.Scheme, r.URL.Host = p.primaryURL.Scheme, p.primaryURL.Host
-		gp.ServeHTTP(w, r)
-	})
-	fw := p.cfg.Proxy.Forward
-	p.intercept = map[string]bool{}
-	if fw.Enabled {
-		ca, err := LoadCA(fw.CACert, fw.CAKey)
-		if err != nil {
-			return err
-		}
-		gp.CertStore = &certStore{}
-		hosts := fw.Intercept
-		if len(hosts) == 0 {
-			hosts = []string{p.cfg.PrimaryHostPort()}
-		}
-		for _, h := range hosts {
-			p.intercept[h] = true
-		}
-		mitm := &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: goproxy.TLSConfigFromCA(ca)}
-		gp.OnRequest(goproxy.ReqHostIs(hosts...)).HandleConnect(goproxy.FuncHttpsHandler(
-			func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) { return mitm, host }))
-	} else {
-		gp.OnRequest().HandleConnect(goproxy.AlwaysReject)
-	}
-	gp.OnRequest().DoFunc(p.onRequest)
-	p.gp = gp
-	return nil
-}
-
 // Handler is the client-facing handler (reverse and forward).
-func (p *Proxy) Handler() http.Handler { return p.gp }
+func (p *Proxy) Handler() http.Handler { return p.front.gp }
 
-func hostPort(u *url.URL) string {
-	if u.Port() != "" {
-		return u.Host
+// AdminHandler serves the admin listener.
+func (p *Proxy) AdminHandler() http.Handler { return p.adm.handler() }
+
+// Listen binds proxy.listen and proxy.admin_listen (listenAddr and
+// adminAddr override them when non-empty, e.g. 127.0.0.1:0 in tests) and
+// returns the bound addresses; Run serves them. A listener off loopback
+// without the protection it needs is refused.
+func (p *Proxy) Listen(listenAddr, adminAddr string) (string, string, error) {
+	pc := p.cfg.Proxy
+	if listenAddr == "" {
+		listenAddr = pc.Listen.String()
 	}
-	if u.Scheme == "https" {
-		return u.Host + ":443"
+	if adminAddr == "" {
+		adminAddr = pc.AdminListen.String()
 	}
-	return u.Host + ":80"
-}
-
-func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-	reverse, _ := r.Context().Value(reverseKey{}).(bool)
-	if !reverse && !p.intercept[hostPort(r.URL)] {
-		if !p.cfg.Proxy.Forward.Enabled {
-			return r, goproxy.NewResponse(r, goproxy.ContentTypeText, http.StatusForbidden,
-				"cutover proxy: forward proxying is disabled (proxy.forward.enabled)\n")
-		}
-		return r, nil // another host: forwarded untouched by goproxy
+	if !isLoopback(adminAddr) && p.adm.token == "" {
+		return "", "", fmt.Errorf("proxy.admin_listen %s is not a loopback address: refusing to serve the admin API (pprof, canary control) there without a token in $%s",
+			adminAddr, pc.Canary.AdminTokenEnv)
 	}
-	return r, p.handlePrimary(r, reverse)
-}
-
-func (p *Proxy) newID() string {
-	return p.idPrefix + "-" + strconv.FormatUint(p.idSeq.Add(1), 36)
-}
-
-// handlePrimary forwards r to the primary and starts the mirror. The
-// primary request is a clone with its own body reader: nothing mutable is
-// shared with the mirror, which only reads the immutable body bytes.
-func (p *Proxy) handlePrimary(r *http.Request, reverse bool) *http.Response {
-	p.requests.Add(1)
-	pairID := p.newID()
-	classify := p.primaryServer.IsClassify(r)
-	limit := int64(p.cfg.Proxy.Mirror.MaxBodyBytes)
-	buf, tooLarge, err := bodies.Read(r.Body, limit, r.ContentLength)
+	ln, err := net.Listen("tcp", listenAddr)
 	if err != nil {
-		p.requests.Done()
-		return goproxy.NewResponse(r, goproxy.ContentTypeText, http.StatusBadRequest, "cutover proxy: reading the request body: client went away\n")
+		return "", "", fmt.Errorf("proxy.listen: %w", err)
 	}
-	var body []byte
-	if buf != nil {
-		body = *buf
+	aln, err := net.Listen("tcp", adminAddr)
+	if err != nil {
+		ln.Close()
+		return "", "", fmt.Errorf("proxy.admin_listen: %w", err)
 	}
-	// The request path's own reference; every later reader holds its own.
-	ri := newReqInfo(body, buf, *r.URL)
-	defer ri.Drop()
-	out := r.Clone(r.Context())
-	out.RequestURI = ""
-	if tooLarge {
-		out.Body = ri.newBodyReader(r.Body) // re-joined, never truncated
-	} else if body != nil {
-		out.Body = ri.newBodyReader(nil)
+	p.adm.offLoopback.Store(!isLoopback(adminAddr))
+	p.ln, p.aln = ln, aln
+	return ln.Addr().String(), aln.Addr().String(), nil
+}
+
+// Run serves the listeners bound by Listen, with the background loops
+// (the controller's evaluations, the sweeper), until ctx is done; then it
+// shuts down in order: stop accepting and finish in-flight client
+// requests, drain the mirror queue, stop the loops and the admin
+// listener, all within proxy.shutdown_timeout. A listener that fails ends
+// Run (after the same orderly shutdown) with its error. The caller closes
+// the recorder afterwards, so that nothing already answered is missing
+// from the run directory.
+func (p *Proxy) Run(ctx context.Context) error {
+	if p.ln == nil {
+		return errors.New("proxy: Run before Listen")
 	}
-	removeHop(out.Header)
-	if reverse {
-		out.Host = p.primaryURL.Host
-		if p.cfg.Proxy.Resign != nil && *p.cfg.Proxy.Resign && !tooLarge {
-			if err := p.resign(out, body); err != nil {
-				p.log.Warn("re-signing for the primary failed; forwarding as received", "err", p.scrub.Replace(err.Error()))
+	errLog := log.New(scrubWriter{p.log, p.scrub}, "", 0)
+	p.srv = &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
+		MaxHeaderBytes: 1 << 20, ErrorLog: errLog}
+	p.asv = &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	p.log.Info("proxy listening", "listen", p.ln.Addr().String(), "admin", p.aln.Addr().String(), "mode", p.cfg.Proxy.Mode,
+		"primary", p.cfg.Proxy.Primary, "candidate", p.cfg.Proxy.Candidate, "run_dir", p.rec.Dir())
+
+	var g run.Group
+	stopped := make(chan struct{}) // the orderly shutdown is over
+	abort := make(chan struct{})   // another actor failed: shut down now
+	serve := func(name string, srv *http.Server, ln net.Listener) {
+		g.Add(func() error {
+			err := srv.Serve(ln)
+			if errors.Is(err, http.ErrServerClosed) {
+				<-stopped
+				return nil
 			}
+			return fmt.Errorf("%s: %w", name, err)
+		}, func(error) { srv.Close() })
+	}
+	serve("proxy.listen", p.srv, p.ln)
+	serve("proxy.admin_listen", p.asv, p.aln)
+	loops := make(chan struct{})
+	g.Add(func() error { p.sweep(loops); return nil }, func(error) {})
+	if p.ctl != nil {
+		g.Add(func() error { p.ctl.run(loops); return nil }, func(error) {})
+	}
+	g.Add(func() error {
+		select {
+		case <-ctx.Done():
+		case <-abort:
 		}
-	}
-	var cls int64
-	if classify {
-		cls = 1
-	}
-	p.rec.Count(1, cls, 0)
-	p.met.seen.Inc()
-	if classify && !tooLarge {
-		ri.hdr = r.Header.Clone()
-	}
-	if classify && !tooLarge && p.ctl != nil {
-		if req, ok := p.candidateAnswers(ri); ok {
-			return p.serveByCandidate(r, out, ri, req, pairID)
-		}
-	}
-	mirrored := false
-	switch {
-	case !classify:
-		p.skip(record.SkipNotClassify, pairID)
-	case tooLarge:
-		p.skip(record.SkipBodyTooLarge, pairID)
-	case p.shuttingDown.Load():
-		p.skip(record.SkipShutdown, pairID)
-	case p.cfg.Proxy.Mode == config.ModeCutover:
-		// The primary answers because the candidate's breaker is open (or
-		// the request could not be decoded): no copy for the candidate.
-		p.skip(record.SkipBreakerOpen, pairID)
-	default:
-		if reason := p.admit(int64(len(body)) * mirrorMemoryFactor); reason != "" {
-			p.skip(reason, pairID)
-		} else {
-			mirrored = true
-			p.mirrors.Add(1)
-			go p.mirror(pairID, ri.hold())
-		}
-	}
-	return p.forward(r, out, pairID, classify, ri, meta{served: true, pair: mirrored})
-}
-
-// meta is how a primary observation is labelled.
-type meta struct {
-	route  string
-	served bool
-	pair   bool // join the live agreement pair
-}
-
-// forward sends out to the primary and returns its answer for the client,
-// recording it (classification calls) once the client has read it all.
-// It ends the client request that handlePrimary began.
-func (p *Proxy) forward(r, out *http.Request, pairID string, classify bool, ri *reqInfo, m meta) *http.Response {
-	start := time.Now()
-	resp, err := p.transport.RoundTrip(out)
-	if err != nil {
-		e := vision.TransportError(err)
-		if classify {
-			p.recordPrimary(pairID, start, time.Since(start), http.StatusBadGateway, nil, nil, e, ri, m)
-		}
-		p.requests.Done()
-		msg := "cutover proxy: the primary did not answer: " + p.scrub.Replace(err.Error()) + "\n"
-		return goproxy.NewResponse(r, goproxy.ContentTypeText, http.StatusBadGateway, msg)
-	}
-	return p.tapPrimary(resp, start, pairID, classify, ri, m)
-}
-
-// tapPrimary passes the primary's answer through, recording it once read.
-func (p *Proxy) tapPrimary(resp *http.Response, start time.Time, pairID string, classify bool, ri *reqInfo, m meta) *http.Response {
-	removeHop(resp.Header)
-	tap := &tapBody{rc: resp.Body, limit: vision.MaxResponseBytes, capture: classify}
-	if classify {
-		ri.hold() // recordPrimary decodes the request once the answer is in
-	}
-	tap.onDone = func(captured []byte, complete bool) {
-		lat := time.Since(start)
-		if classify {
-			p.recordings.Add(1)
-			go func() {
-				defer p.recordings.Done()
-				defer ri.Release()
-				p.recordPrimary(pairID, start, lat, resp.StatusCode, resp.Header, captured, nil, ri, m)
-			}()
-		}
-		p.requests.Done()
-	}
-	resp.Body = tap
-	return resp
-}
-
-// resign replaces the client's SigV4 signature (made for the proxy's host)
-// with one made with the primary's own credentials for the primary's host.
-func (p *Proxy) resign(out *http.Request, body []byte) error {
-	rc, ok := p.primaryClient.(*rekognition.Codec)
-	if !ok || rc.Credentials.AccessKeyID == "" {
-		return nil // not SigV4: keys are not bound to the host
-	}
-	for _, h := range []string{"Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256"} {
-		out.Header.Del(h)
-	}
-	return rc.Sign(out.Context(), out, body)
-}
-
-// tapBody passes the primary's answer through to the client unchanged,
-// keeping a copy (up to limit) to decode and record once it is complete.
-type tapBody struct {
-	rc      io.ReadCloser
-	buf     bytes.Buffer
-	limit   int
-	capture bool
-	over    bool
-	once    sync.Once
-	onDone  func(captured []byte, complete bool)
-}
-
-func (t *tapBody) Read(b []byte) (int, error) {
-	n, err := t.rc.Read(b)
-	if n > 0 && t.capture && !t.over {
-		if t.buf.Len()+n > t.limit {
-			t.over = true
-			t.buf = bytes.Buffer{}
-		} else {
-			t.buf.Write(b[:n])
-		}
-	}
-	if err == io.EOF {
-		t.finish(true)
-	}
-	return n, err
-}
-
-// WriteTo copies the answer to w with plain writes, which io.Copy (what
-// goproxy sends it to the client with) prefers. Otherwise io.Copy hands
-// the copy to the client connection's ReadFrom, which writes the headers
-// and the first 512 bytes in one syscall and the rest in another: an
-// answer that fits the server's buffers now goes out in one write.
-func (t *tapBody) WriteTo(w io.Writer) (int64, error) {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	// Wrapped so that io.CopyBuffer uses neither t.WriteTo nor w's ReadFrom.
-	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{t}, *bp)
-}
-
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (t *tapBody) Close() error {
-	err := t.rc.Close()
-	t.finish(false)
-	return err
-}
-
-func (t *tapBody) finish(complete bool) {
-	t.once.Do(func() {
-		var b []byte
-		if !t.over {
-			b = t.buf.Bytes()
-		}
-		t.onDone(b, complete)
-	})
-}
-
-// recordPrimary decodes the primary's answer and records it.
-func (p *Proxy) recordPrimary(pairID string, start time.Time, lat time.Duration, status int, h http.Header, body []byte, terr *vision.Error, ri *reqInfo, m meta) {
-	o := record.Observation{RequestID: pairID + "-p", PairID: pairID, Time: start, Provider: p.primaryName, Role: record.RolePrimary,
-		Status: status, LatencyNS: lat.Nanoseconds(), Served: m.served, Route: m.route}
-	var tags *vision.Tags
-	if terr != nil {
-		o.Code, o.Error = string(terr.Code), p.scrub.Replace(terr.Error())
-	} else {
-		if enc := h.Get("Content-Encoding"); enc == "gzip" && body != nil {
-			body = gunzip(body)
-		}
-		res, err := p.primaryClient.DecodeResponse(&http.Response{StatusCode: status, Header: h}, body)
-		switch {
-		case body == nil && status == http.StatusOK:
-			o.Code, o.Error = string(vision.CodeInvalidResponse), "answer too large to decode or cut short"
-		case err != nil:
-			e := vision.AsError(err)
-			o.Code, o.Error = string(e.Code), p.scrub.Replace(e.Message)
+		err := p.shutdown(loops)
+		close(stopped)
+		return err
+	}, func(error) {
+		select {
+		case <-abort:
 		default:
-			t := p.tx.Normalize(p.primaryClient.Format(), res)
-			tags = &t
-			o.Tags, o.PromptVersion, o.Usage = tags, res.PromptVersion, res.Usage
-		}
-	}
-	if req, err := ri.decode(p.primaryServer); err == nil && req.Image.SHA256 != "" {
-		o.ImageSHA256, o.ImageSize = req.Image.SHA256, req.Image.Size
-		im := req.Image
-		if it, ok := p.fx.BySHA(im.SHA256); ok {
-			o.FixtureID = it.ID
-		}
-	}
-	// A call is priced when it was answered (or, for a vision LLM, when it
-	// reported usage: a malformed answer still costs its tokens).
-	if o.Code == "" || o.Usage != nil {
-		if amount, cur, ok := p.cfg.CallCost(p.primary, usageIn(o.Usage), usageCached(o.Usage), usageOut(o.Usage), config.DefaultMonthlyVolume); ok {
-			o.Cost, o.Currency = amount, cur
-		}
-	}
-	if terr != nil && terr.Code == record.CodeCancelled {
-		o.Code, o.LatencyNS, o.Cost = record.CodeCancelled, 0, 0
-	}
-	p.rec.Record(o)
-	p.met.observe(o)
-	if m.pair {
-		p.pairs.join(p, pairID, record.RolePrimary, tags)
-	}
-}
-
-// reqInfo is a classification call as the mirror and the recorder see
-// it: the immutable body bytes, a copy of the headers and URL, decoded at
-// most once and never on the request path. The body lives in a pooled
-// buffer (buf) that returns to its pool when its last holder lets go
-// (bufpool.Shared): whoever reads body or calls decode after
-// handlePrimary has returned holds it (hold, Release) for as long as it
-// does.
-type reqInfo struct {
-	body []byte
-	buf  *[]byte
-	bufpool.Shared
-	hdr  http.Header
-	url  url.URL
-	once sync.Once
-	req  vision.Request // never changed after once: copies are read concurrently
-	err  error
-
-	hashOnce sync.Once
-	sha      string // the image's SHA-256 when req was decoded without it
-}
-
-// decode returns the request decoded, its image hashed.
-func (ri *reqInfo) decode(codec vision.ServerCodec) (vision.Request, error) {
-	req, err := ri.decodeUnhashed(codec)
-	if err != nil || req.Image.SHA256 != "" {
-		return req, err
-	}
-	ri.hashOnce.Do(func() {
-		im := req.Image
-		vision.HashImage(&im)
-		ri.sha = im.SHA256
-	})
-	req.Image.SHA256 = ri.sha
-	return req, nil
-}
-
-// decodeUnhashed is decode for the request path: the image's SHA-256 may
-// be left out (vision.UnhashedDecoder), for decode to add off the path.
-func (ri *reqInfo) decodeUnhashed(codec vision.ServerCodec) (vision.Request, error) {
-	ri.once.Do(func() {
-		if ri.hdr == nil {
-			ri.err = errors.New("request not kept")
-			return
-		}
-		hr := &http.Request{Method: http.MethodPost, URL: &ri.url, Header: ri.hdr}
-		if u, ok := codec.(vision.UnhashedDecoder); ok {
-			ri.req, ri.err = u.DecodeRequestUnhashed(hr, ri.body)
-		} else {
-			ri.req, ri.err = codec.DecodeRequest(hr, ri.body)
-		}
-		if overlaps(ri.req.Image.Bytes, ri.body) {
-			// A binary upload: the image is the body, whose buffer is reused.
-			ri.req.Image.Bytes = bytes.Clone(ri.req.Image.Bytes)
+			close(abort)
 		}
 	})
-	return ri.req, ri.err
+	return g.Run()
 }
 
-func usageIn(u *vision.Usage) int64 {
-	if u == nil {
-		return 0
+// shutdown is Run's orderly end; closing loops stops the background loops.
+func (p *Proxy) shutdown(loops chan struct{}) error {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Proxy.ShutdownTimeout.D())
+	defer cancel()
+	p.life.stopping.Store(true)
+	var errs []error
+	if err := p.srv.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("client listener: %w", err))
 	}
-	return u.InputTokens
-}
-
-func usageCached(u *vision.Usage) int64 {
-	if u == nil {
-		return 0
-	}
-	return u.CachedTokens
-}
-
-func usageOut(u *vision.Usage) int64 {
-	if u == nil {
-		return 0
-	}
-	return u.OutputTokens
-}
-
-// skip counts a request not mirrored.
-func (p *Proxy) skip(reason, pairID string) {
-	p.rec.Skip(reason)
-	p.met.skipped.WithLabelValues(reason).Inc()
-}
-
-// Shutdown stops taking new mirrors, waits for in-flight client requests
-// and then for the mirror queue, each bounded by ctx, and closes only its
-// idle upstream connections: the caller closes the recorder after the
-// listeners.
-func (p *Proxy) Shutdown(ctx context.Context) error {
-	p.shuttingDown.Store(true)
-	wait := func(wg *sync.WaitGroup) bool {
+	wait := func(wg interface{ Wait() }) bool {
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
 		select {
@@ -623,18 +322,98 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 			return false
 		}
 	}
-	var errs []error
-	if !wait(&p.requests) {
+	if !wait(&p.life.requests) {
 		errs = append(errs, errors.New("in-flight client requests did not finish before the shutdown timeout"))
 	}
-	if !wait(&p.mirrors) {
-		p.stopMirrors()
-		errs = append(errs, fmt.Errorf("%d mirrors cancelled at the shutdown timeout", p.inFlight.Load()))
-		p.mirrors.Wait() // cancelled calls return at once and are recorded as such
+	if !wait(&p.life.mirrors) {
+		p.life.stopMirrors()
+		errs = append(errs, fmt.Errorf("%d mirrors cancelled at the shutdown timeout", p.mirror.inFlight.Load()))
+		p.life.mirrors.Wait() // cancelled calls return at once and are recorded as such
 	}
-	p.stopMirrors()
-	p.recordings.Wait() // decoding an answer already received is quick: always wait
-	p.transport.CloseIdleConnections()
-	p.candidateTransport.CloseIdleConnections()
-	return errors.Join(errs...)
+	p.life.stopMirrors()
+	p.life.recordings.Wait() // decoding an answer already received is quick: always wait
+	close(loops)
+	p.up.tr.CloseIdleConnections()
+	p.cand.tr.CloseIdleConnections()
+	actx, acancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer acancel()
+	p.asv.Shutdown(actx)
+	cov := p.rec.Coverage()
+	p.log.Info("proxy stopped", "seen", cov.Seen, "classify", cov.Classify, "mirrored", cov.Mirrored, "skipped", cov.Skipped)
+	err := errors.Join(errs...)
+	detail := "proxy stopped"
+	if err != nil {
+		detail += ": " + err.Error()
+	}
+	p.rec.Event("shutdown", detail, map[string]any{"errors": fmt.Sprint(err)})
+	return err
+}
+
+// sweep forgets old dedupe entries and pairs whose other side will never
+// come, until stop is closed.
+func (p *Proxy) sweep(stop <-chan struct{}) {
+	t := p.clock.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case now := <-t.Chan():
+			p.mirror.dedupe.sweep(now)
+			p.live.sweep(now.Add(-p.mirror.timeout - time.Minute))
+		case <-stop:
+			return
+		}
+	}
+}
+
+// Status reports the live figures.
+func (p *Proxy) Status() Status {
+	pc := p.cfg.Proxy
+	s := Status{Mode: pc.Mode, Started: p.started, Primary: pc.Primary, Candidate: pc.Candidate,
+		Providers: map[string]ProviderStatus{}, Coverage: p.rec.Coverage()}
+	for name, h := range p.rec.Snapshot() {
+		s.Providers[name] = ProviderStatus{Count: h.TotalCount(), P50MS: float64(h.ValueAtQuantile(50)) / 1e6,
+			P99MS: float64(h.ValueAtQuantile(99)) / 1e6, MaxMS: float64(h.Max()) / 1e6}
+	}
+	agree := int64(counterValue(p.met.agreement.WithLabelValues("agree")))
+	dis := int64(counterValue(p.met.agreement.WithLabelValues("disagree")))
+	s.Agreement = Agreement{Pairs: agree + dis, Agree: agree}
+	if agree+dis > 0 {
+		r := float64(agree) / float64(agree+dis)
+		s.Agreement.Rate = &r
+	}
+	spent, paused := p.mirror.spend.state()
+	s.Mirror = MirrorStatus{InFlight: p.mirror.inFlight.Load(), QueueBytes: p.mirror.queueBytes.Load(), SpendToday: spent, Paused: paused}
+	return s
+}
+
+// isLoopback reports whether a listen address binds to loopback only
+// ("localhost", 127.0.0.0/8, ::1); an empty host binds every interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// scrubWriter sends net/http's server errors to the log without secrets.
+type scrubWriter struct {
+	log   *slog.Logger
+	scrub *secret.Scrubber
+}
+
+func (s scrubWriter) Write(b []byte) (int, error) {
+	s.log.Warn(s.scrub.String(string(trimSpace(b))), "component", "http")
+	return len(b), nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
 }

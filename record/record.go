@@ -145,8 +145,11 @@ type Observation struct {
 	Route string `json:"route,omitempty"`
 	// Repeat numbers a bench image's repeats from 0.
 	Repeat int `json:"repeat,omitempty"`
-	// Trace splits a bench request into phases.
+	// Trace splits a request into phases (bench and proxy calls).
 	Trace *Trace `json:"trace,omitempty"`
+	// Client is the name of the authenticated caller the proxy served
+	// (proxy.clients), so that reports can be cut by caller.
+	Client string `json:"client,omitempty"`
 }
 
 // Trace is an httptrace breakdown, nanoseconds from the send.

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -16,6 +18,7 @@ import (
 	"github.com/cutover/cutover/internal/table"
 	"github.com/cutover/cutover/proxy"
 	"github.com/cutover/cutover/record"
+	"github.com/cutover/cutover/reports"
 )
 
 func proxyCmd() *command {
@@ -67,19 +70,19 @@ func proxyCmd() *command {
 			}
 			tuneGC(l.cfg)
 			logger := slog.New(slog.NewTextHandler(env.Stderr, nil))
-			p, err := proxy.New(l.cfg, l.tx, rec, proxy.Options{Logger: logger, Fixtures: l.fx})
+			page := reportPage(rec, reports.Options{Config: l.cfg, Taxonomy: l.tx, Fixtures: l.fx})
+			p, err := proxy.New(l.cfg, l.tx, rec, proxy.Options{Logger: logger, Fixtures: l.fx, Report: page})
 			if err != nil {
 				rec.Close()
 				return err
 			}
-			addr, admin, err := p.Start("", "")
+			addr, admin, err := p.Listen("", "")
 			if err != nil {
 				rec.Close()
 				return err
 			}
 			fmt.Fprintf(env.Stdout, "proxy %s on http://%s (admin http://%s), recording to %s\n", l.cfg.Proxy.Mode, addr, admin, dir)
-			<-ctx.Done()
-			stopErr := p.Stop()
+			stopErr := p.Run(ctx)
 			st := p.Status()
 			if err := rec.Close(); err != nil {
 				return fmt.Errorf("closing the run directory: %w", err)
@@ -88,6 +91,54 @@ func proxyCmd() *command {
 			return stopErr
 		},
 	}
+}
+
+// reportPage is the proxy's live GET /report: the go/no-go report over the
+// run being recorded, computed afresh on every load (the recorder is
+// flushed first), as HTML or, with ?format=json, as JSON. One report is
+// built at a time: reloads queue rather than pile up work on the machine
+// that carries production traffic.
+func reportPage(rec *record.Writer, opt reports.Options) http.Handler {
+	sem := make(chan struct{}, 1)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		format := r.URL.Query().Get("format")
+		if format != "" && format != "html" && format != "json" {
+			http.Error(w, "format: expected html or json", http.StatusBadRequest)
+			return
+		}
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+		case <-r.Context().Done():
+			return
+		}
+		rec.Flush()
+		d, err := record.Open(rec.Dir())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		rep, err := reports.Build([]*record.Dir{d}, opt)
+		if err != nil {
+			http.Error(w, "building the report: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		var buf bytes.Buffer
+		if format == "json" {
+			w.Header().Set("Content-Type", "application/json")
+			err = reports.JSON(&buf, rep)
+		} else {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			err = reports.HTML(&buf, rep)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Cutover-Verdict", rep.Verdict)
+		w.Write(buf.Bytes())
+	})
 }
 
 func proxyCA(env *Env, args []string) error {
