@@ -536,6 +536,16 @@ func (c *Config) Secrets() []string {
 	for _, s := range c.Simulate {
 		out = append(out, s.Credentials.Secrets()...)
 	}
+	for _, cl := range c.Proxy.Clients {
+		for _, s := range []Secret{cl.AccessKeyID, cl.SecretAccessKey, cl.APIKey} {
+			if s != "" {
+				out = append(out, s.Value())
+			}
+		}
+	}
+	if a := c.Proxy.Forward.Auth; a != nil && a.Password != "" {
+		out = append(out, a.Password.Value())
+	}
 	return out
 }
 

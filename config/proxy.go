@@ -2,9 +2,13 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Proxy configures `cutover proxy`.
@@ -36,8 +40,26 @@ type Proxy struct {
 	Breaker Breaker `yaml:"breaker"`
 	// Resign re-signs SigV4 requests with the primary's own credentials
 	// when forwarding in reverse mode (the client signed for the proxy's
-	// host, and SigV4 binds the host). Rekognition only. Default true.
+	// host, and SigV4 binds the host). Rekognition only. Default true. The
+	// primary's credentials are lent only to a client verified against
+	// clients, and only for allowed_actions.
 	Resign *bool `yaml:"resign"`
+	// Clients are the identities allowed to use the proxy in reverse mode.
+	// Each request's credentials are verified before anything reaches the
+	// primary or the candidate: SigV4 formats (rekognition) and TC3
+	// (tencent) check the signature with the client's key pair; key and
+	// bearer formats compare the client's api_key. A request that fails
+	// gets the primary format's own authentication error. Secrets as
+	// ${ENV}. Empty: clients are not authenticated, which is allowed only
+	// when proxy.listen is a loopback address (and then nothing is re-signed).
+	Clients []Client `yaml:"clients"`
+	// AllowedActions bounds what a verified client may have forwarded (and
+	// re-signed): "all", or a list of action names (Rekognition: the
+	// X-Amz-Target operation, e.g. DetectLabels, ListCollections;
+	// Tencent: the X-TC-Action; other formats: the request path, e.g.
+	// /v1/images:annotate). Default: the format's classification action
+	// only. Other actions get the format's AccessDeniedException.
+	AllowedActions Actions `yaml:"allowed_actions"`
 	// UpstreamCAFile adds PEM CA certificates to trust when talking to the
 	// primary over TLS (a private CA). System roots are always trusted.
 	UpstreamCAFile string `yaml:"upstream_ca_file"`
@@ -65,6 +87,86 @@ type ForwardProxy struct {
 	// Intercept lists host:port to intercept; every other host is
 	// tunnelled untouched. Default: the primary's base_url host.
 	Intercept []string `yaml:"intercept"`
+	// Tunnel lists the other hosts that may be reached through the proxy
+	// untouched (CONNECT tunnels and absolute http URLs), as host:port
+	// patterns: "*" matches one host label ("*.s3.amazonaws.com:443") or
+	// any port ("cdn.example.com:*"). Default: none. Any other destination
+	// gets 403 with the reason. A destination that resolves to a loopback
+	// or link-local address, or to one of the proxy's own listeners, is
+	// refused unless listed here by its exact host:port.
+	Tunnel []string `yaml:"tunnel"`
+	// Auth, when set, requires Proxy-Authorization: Basic with these
+	// credentials (${ENV}) on every forward-mode request and CONNECT.
+	Auth *BasicAuth `yaml:"auth"`
+}
+
+// BasicAuth is a user name and password for HTTP Basic authentication.
+type BasicAuth struct {
+	// Username, required.
+	Username Secret `yaml:"username"`
+	// Password, required; from the environment with ${VAR}.
+	Password Secret `yaml:"password"`
+}
+
+// Client is one identity allowed to use the proxy (proxy.clients).
+type Client struct {
+	// Name identifies the caller in observations (client) and logs. Required, unique.
+	Name string `yaml:"name"`
+	// AccessKeyID and SecretAccessKey are the client's key pair, for
+	// signature formats (rekognition: SigV4; tencent: SecretId and SecretKey).
+	AccessKeyID     Secret `yaml:"access_key_id"`
+	SecretAccessKey Secret `yaml:"secret_access_key"`
+	// APIKey is the client's key, for key and bearer formats (gcv, azure,
+	// openai, holysheep; baidu: the access_token it presents).
+	APIKey Secret `yaml:"api_key"`
+}
+
+// Actions is a list of action names, or all of them ("all").
+type Actions struct {
+	All   bool
+	Names []string
+}
+
+// UnmarshalYAML accepts "all" or a list of names.
+func (a *Actions) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		if n.Value != "all" {
+			return fmt.Errorf("line %d: expected \"all\" or a list of action names, got %q", n.Line, n.Value)
+		}
+		a.All = true
+		return nil
+	}
+	if err := n.Decode(&a.Names); err != nil {
+		return fmt.Errorf("line %d: expected \"all\" or a list of action names", n.Line)
+	}
+	for _, v := range a.Names {
+		if v == "all" {
+			a.All = true
+		}
+	}
+	return nil
+}
+
+// MarshalYAML writes "all" or the list.
+func (a Actions) MarshalYAML() (any, error) {
+	if a.All {
+		return "all", nil
+	}
+	return a.Names, nil
+}
+
+// Allows reports whether action is allowed; classify says whether it is
+// the format's classification action (allowed by default).
+func (a Actions) Allows(action string, classify bool) bool {
+	if a.All || (len(a.Names) == 0 && classify) {
+		return true
+	}
+	for _, v := range a.Names {
+		if v == action {
+			return true
+		}
+	}
+	return false
 }
 
 // Mirror bounds the copy of traffic sent to the candidate.
@@ -201,6 +303,15 @@ func (v *validator) proxy() {
 	if p.Listen == p.AdminListen {
 		v.errf("proxy.admin_listen", "proxy.admin_listen must differ from proxy.listen")
 	}
+	v.clients()
+	for i, h := range p.Forward.Tunnel {
+		if !validHostPattern(h) {
+			v.errf(fmt.Sprintf("proxy.forward.tunnel[%d]", i), "tunnel %q: expected host:port, with * for one host label or any port (e.g. *.s3.amazonaws.com:443)", h)
+		}
+	}
+	if a := p.Forward.Auth; a != nil && (a.Username == "" || a.Password == "") {
+		v.errf("proxy.forward.auth", "proxy.forward.auth needs username and password (the password from the environment: ${VAR})")
+	}
 	if p.Forward.Enabled && (p.Forward.CACert == "" || p.Forward.CAKey == "") {
 		v.errf("proxy.forward", "proxy.forward needs ca_cert and ca_key (make them with 'cutover proxy ca init --out DIR')")
 	}
@@ -222,6 +333,59 @@ func (v *validator) proxy() {
 	if m.MaxDailySpend < 0 {
 		v.errf("proxy.mirror.max_daily_spend", "max_daily_spend must be ≥ 0 (0 = no limit)")
 	}
+}
+
+// clients checks proxy.clients: names present and unique, each with the
+// credentials the primary's format verifies.
+func (v *validator) clients() {
+	p := &v.c.Proxy
+	prim := v.c.Providers[p.Primary]
+	seen := map[string]bool{}
+	for i, c := range p.Clients {
+		path := fmt.Sprintf("proxy.clients[%d]", i)
+		switch {
+		case c.Name == "":
+			v.errf(path, "proxy.clients[%d].name is required (it names the caller in observations)", i)
+		case seen[c.Name]:
+			v.errf(path+".name", "client name %q is used twice", c.Name)
+		}
+		seen[c.Name] = true
+		if prim == nil {
+			continue
+		}
+		if prim.Format.Signs() {
+			if c.AccessKeyID == "" || c.SecretAccessKey == "" {
+				v.errf(path, "client %q: the primary's format %s signs requests: set access_key_id and secret_access_key (${VAR})", c.Name, prim.Format)
+			}
+		} else if c.APIKey == "" {
+			v.errf(path, "client %q: the primary's format %s sends a key: set api_key (${VAR})", c.Name, prim.Format)
+		}
+	}
+	for i, a := range p.AllowedActions.Names {
+		if strings.TrimSpace(a) == "" {
+			v.errf(fmt.Sprintf("proxy.allowed_actions[%d]", i), "an action name is empty")
+		}
+	}
+}
+
+// validHostPattern reports whether s is host:port with * allowed as one
+// host label or as the port.
+func validHostPattern(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" || port == "" {
+		return false
+	}
+	if port != "*" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return false
+		}
+	}
+	for _, l := range strings.Split(host, ".") {
+		if l == "" || (strings.Contains(l, "*") && l != "*") {
+			return false
+		}
+	}
+	return true
 }
 
 // PrimaryHostPort returns the primary's base URL as host:port.

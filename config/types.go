@@ -238,6 +238,11 @@ const (
 var Formats = []Format{FormatRekognition, FormatGCV, FormatAzure, FormatHolySheep, FormatOpenAI}
 
 // UnmarshalYAML implements yaml.Unmarshaler.
+// Signs reports whether the format authenticates a request by signing it
+// with a key pair (rekognition: SigV4; tencent: TC3-HMAC-SHA256) rather
+// than by sending a key.
+func (f Format) Signs() bool { return f == FormatRekognition || f == "tencent" }
+
 func (f *Format) UnmarshalYAML(n *yaml.Node) error {
 	v, err := scalar(n, "a wire format")
 	if err != nil {

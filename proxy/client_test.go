@@ -94,7 +94,12 @@ func TestRealRekognitionClientForward(t *testing.T) {
 	os.WriteFile(upCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: legacy.Certificate().Raw}), 0o644)
 	host := strings.TrimPrefix(legacy.URL, "https://")
 
-	e := newEnv(t, envOpts{proxyExtra: fmt.Sprintf("upstream_ca_file: %s\nforward: {enabled: true, ca_cert: %s, ca_key: %s, intercept: [%q]}", upCA, caCert, caKey, host)})
+	// Another host, listed in forward.tunnel: tunnelled untouched.
+	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("other")) }))
+	defer other.Close()
+	otherHost := strings.TrimPrefix(other.URL, "https://")
+	e := newEnv(t, envOpts{proxyExtra: fmt.Sprintf("upstream_ca_file: %s\nforward: {enabled: true, ca_cert: %s, ca_key: %s, intercept: [%q], tunnel: [%q]}",
+		upCA, caCert, caKey, host, otherHost)})
 	pool := x509.NewCertPool()
 	b, _ := os.ReadFile(caCert)
 	pool.AppendCertsFromPEM(b)
@@ -117,10 +122,8 @@ func TestRealRekognitionClientForward(t *testing.T) {
 			t.Fatal("no labels")
 		}
 	}
-	// A host that is not intercepted is tunnelled untouched: the client
-	// sees that host's own certificate, which its CA pool does not trust.
-	other := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("other")) }))
-	defer other.Close()
+	// A listed host that is not intercepted is tunnelled untouched: the
+	// client sees that host's own certificate.
 	otherPool := x509.NewCertPool()
 	otherPool.AddCert(other.Certificate())
 	tr2 := &http.Transport{Proxy: http.ProxyURL(proxyURL), TLSClientConfig: tlsWithRoots(otherPool)}

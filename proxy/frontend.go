@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -41,10 +43,12 @@ type frontend struct {
 	canary  *canaryPath
 	server  vision.ServerCodec
 	signer  *rekognition.Codec // re-signs SigV4 for the primary; nil: not SigV4
+	auth    *clientAuth        // reverse-mode clients; nil: not authenticated (loopback only), nothing lent
 	primary *url.URL
 
 	gp        *goproxy.ProxyHttpServer
 	intercept map[string]bool
+	fwd       *forwardPolicy // forward mode; nil when off
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -94,11 +98,27 @@ func (f *frontend) setup(tlsConf *tls.Config) error {
 			hosts = []string{f.cfg.PrimaryHostPort()}
 		}
 		for _, h := range hosts {
-			f.intercept[h] = true
+			f.intercept[strings.ToLower(h)] = true
 		}
+		f.fwd = newForwardPolicy(fw, f.intercept, f.met)
+		gp.Tr.DialContext = f.fwd.dial
+		gp.ConnectDial = func(network, addr string) (net.Conn, error) { return f.fwd.dial(context.Background(), network, addr) }
+		gp.ConnectionErrHandler = connectionError
 		mitm := &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: goproxy.TLSConfigFromCA(ca)}
-		gp.OnRequest(goproxy.ReqHostIs(hosts...)).HandleConnect(goproxy.FuncHttpsHandler(
-			func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) { return mitm, host }))
+		gp.OnRequest().HandleConnect(goproxy.FuncHttpsHandler(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+			if !f.fwd.authorized(ctx.Req) {
+				ctx.Resp = f.fwd.refuse(ctx.Req, http.StatusProxyAuthRequired, "proxy_auth", "proxy authentication required (proxy.forward.auth)")
+				return goproxy.RejectConnect, host
+			}
+			if f.intercept[strings.ToLower(host)] {
+				return mitm, host
+			}
+			if ok, why := f.fwd.allowed(host); !ok {
+				ctx.Resp = f.fwd.refuse(ctx.Req, http.StatusForbidden, "not_listed", why)
+				return goproxy.RejectConnect, host
+			}
+			return goproxy.OkConnect, host
+		}))
 	} else {
 		gp.OnRequest().HandleConnect(goproxy.AlwaysReject)
 	}
@@ -118,15 +138,27 @@ func hostPort(u *url.URL) string {
 }
 
 func (f *frontend) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-	reverse, _ := r.Context().Value(reverseKey{}).(bool)
-	if !reverse && !f.intercept[hostPort(r.URL)] {
-		if !f.cfg.Proxy.Forward.Enabled {
-			return r, goproxy.NewResponse(r, goproxy.ContentTypeText, http.StatusForbidden,
-				"cutover proxy: forward proxying is disabled (proxy.forward.enabled)\n")
-		}
-		return r, nil // another host: forwarded untouched by goproxy
+	if reverse, _ := r.Context().Value(reverseKey{}).(bool); reverse {
+		return r, f.handlePrimary(r, true)
 	}
-	return r, f.handlePrimary(r, reverse)
+	if f.fwd == nil {
+		return r, goproxy.NewResponse(r, goproxy.ContentTypeText, http.StatusForbidden,
+			"cutover proxy: forward proxying is disabled (proxy.forward.enabled)\n")
+	}
+	// A request inside an intercepted CONNECT tunnel (https) was
+	// authorised with the CONNECT; a plain absolute URL (http) is
+	// authorised here.
+	if r.URL.Scheme != "https" && !f.fwd.authorized(r) {
+		return r, f.fwd.refuse(r, http.StatusProxyAuthRequired, "proxy_auth", "proxy authentication required (proxy.forward.auth)")
+	}
+	hp := hostPort(r.URL)
+	if f.intercept[strings.ToLower(hp)] {
+		return r, f.handlePrimary(r, false)
+	}
+	if ok, why := f.fwd.allowed(hp); !ok {
+		return r, f.fwd.refuse(r, http.StatusForbidden, "not_listed", why)
+	}
+	return r, nil // a listed host: forwarded untouched by goproxy
 }
 
 func (f *frontend) newID() string {
@@ -163,9 +195,9 @@ func (f *frontend) handlePrimary(r *http.Request, reverse bool) *http.Response {
 	removeHop(out.Header)
 	if reverse {
 		out.Host = f.primary.Host
-		if *f.cfg.Proxy.Resign && !tooLarge {
-			if err := f.resign(out, body); err != nil {
-				f.log.Warn("re-signing for the primary failed; forwarding as received", "err", f.scrub.Error(err))
+		if f.auth != nil {
+			if resp := f.authenticate(r, out, ex, body, classify, tooLarge); resp != nil {
+				return resp
 			}
 		}
 	}
@@ -205,6 +237,40 @@ func (f *frontend) handlePrimary(r *http.Request, reverse bool) *http.Response {
 		}
 	}
 	return f.relay.forward(r, out, pairID, classify, ex, meta{served: true, pair: mirrored})
+}
+
+// authenticate verifies a reverse-mode client and, when it passes, lends
+// it the primary's credentials (proxy.resign): a SigV4 request is
+// re-signed, a key format's key replaced. A refused request gets the
+// primary format's own error, here, and reaches no provider.
+func (f *frontend) authenticate(r, out *http.Request, ex *exchange, body []byte, classify, tooLarge bool) *http.Response {
+	var name string
+	var d *denial
+	if tooLarge && f.auth.format.Signs() {
+		d = &denial{err: vision.Errorf(vision.CodeTooLarge, "the request body is over proxy.mirror.max_body_bytes: its signature cannot be verified"), reason: "too_large"}
+	} else {
+		name, d = f.auth.verify(r, body, classify)
+	}
+	if d != nil {
+		f.met.authFailures.WithLabelValues(d.reason).Inc()
+		f.log.Info("client refused", "reason", d.reason, "remote", r.RemoteAddr, "error", f.scrub.String(d.err.Message))
+		closeUnsent(out)
+		rec := httptest.NewRecorder()
+		f.server.WriteError(rec, d.err)
+		return f.relay.respond(r, rec)
+	}
+	ex.client = name
+	if !*f.cfg.Proxy.Resign {
+		return nil
+	}
+	if f.auth.format.Signs() {
+		if err := f.resign(out, body); err != nil {
+			f.log.Warn("re-signing for the primary failed; forwarding as received", "err", f.scrub.Error(err))
+		}
+	} else {
+		f.auth.rekey(out)
+	}
+	return nil
 }
 
 // resign replaces the client's SigV4 signature (made for the proxy's host)

@@ -176,6 +176,7 @@ type envOpts struct {
 	report        http.Handler    // the admin /report page
 	primaryURL    string          // overrides the legacy's base URL (a misbehaving server)
 	primaryExtra  string          // extra YAML in the legacy provider, e.g. "timeout: 300ms"
+	noClients     bool            // no proxy.clients: nothing is verified or re-signed
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -230,6 +231,10 @@ simulate:
 	if o.primaryExtra != "" {
 		primaryExtra = ", " + o.primaryExtra
 	}
+	clients := fmt.Sprintf("  clients: [{name: catalogue, access_key_id: %s, secret_access_key: %s}]", clientAK, clientSK)
+	if o.noClients {
+		clients = ""
+	}
 	yaml := fmt.Sprintf(`
 models:
   gemini-2.5-flash: {input_per_million: 0.30, cached_input_per_million: 0.075, output_per_million: 2.50}
@@ -242,10 +247,11 @@ proxy:
   candidate: holysheep
   shutdown_timeout: 5s
 %s
+%s
   mirror:
     max_in_flight: 64
 %s
-`, primaryURL, legacyAK, legacySK, primaryExtra, candURL, candidateKey, indentYAML(o.proxyExtra, 2), indentYAML(o.mirror, 4))
+`, primaryURL, legacyAK, legacySK, primaryExtra, candURL, candidateKey, clients, indentYAML(o.proxyExtra, 2), indentYAML(o.mirror, 4))
 	cfg, err := config.Parse(filepath.Join(t.TempDir(), "proxy.yaml"), []byte(yaml))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, yaml)

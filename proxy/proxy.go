@@ -202,6 +202,12 @@ func New(cfg *config.Config, tx *vision.Taxonomy, rec RunRecorder, opt Options) 
 	if rc, ok := primaryClient.(*rekognition.Codec); ok {
 		p.front.signer = rc
 	}
+	if len(pc.Clients) > 0 {
+		p.front.auth = newClientAuth(cfg, server, p.clock)
+	} else if *pc.Resign {
+		p.log.Warn("proxy.clients is empty: reverse-mode requests are forwarded with the client's own credentials; " +
+			"list the clients in proxy.clients to lend them the primary's (proxy.resign)")
+	}
 	if err := p.front.setup(tlsConf); err != nil {
 		return nil, err
 	}
@@ -228,6 +234,9 @@ func (p *Proxy) Listen(listenAddr, adminAddr string) (string, string, error) {
 	if adminAddr == "" {
 		adminAddr = pc.AdminListen.String()
 	}
+	if !isLoopback(listenAddr) && len(pc.Clients) == 0 {
+		return "", "", fmt.Errorf("proxy.listen %s is not a loopback address: refusing to serve clients there without proxy.clients to authenticate them", listenAddr)
+	}
 	if !isLoopback(adminAddr) && p.adm.token == "" {
 		return "", "", fmt.Errorf("proxy.admin_listen %s is not a loopback address: refusing to serve the admin API (pprof, canary control) there without a token in $%s",
 			adminAddr, pc.Canary.AdminTokenEnv)
@@ -242,6 +251,9 @@ func (p *Proxy) Listen(listenAddr, adminAddr string) (string, string, error) {
 		return "", "", fmt.Errorf("proxy.admin_listen: %w", err)
 	}
 	p.adm.offLoopback.Store(!isLoopback(adminAddr))
+	if p.front.fwd != nil {
+		p.front.fwd.listening(ln.Addr().String(), aln.Addr().String())
+	}
 	p.ln, p.aln = ln, aln
 	return ln.Addr().String(), aln.Addr().String(), nil
 }

@@ -123,10 +123,10 @@ func TestPrimaryMisbehaves(t *testing.T) {
 			}
 		})
 	}
-	// net/http's Transport gives up after a handful of 1xx responses; the
-	// server may write more before it notices the connection closed, but
-	// not millions.
-	if n := informational.Load(); n > 1000 {
+	// The proxy gives up after a handful of 1xx responses; the server
+	// fills the socket buffers (a few thousand) before it notices the
+	// connection closed, but does not go on to millions.
+	if n := informational.Load(); n > 100_000 {
 		t.Errorf("the proxy consumed %d 1xx responses", n)
 	}
 }
