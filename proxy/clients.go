@@ -188,4 +188,3 @@ func (a *clientAuth) rekey(out *http.Request) {
 		out.Header.Set("Authorization", "Bearer "+a.primaryKey)
 	}
 }
-

@@ -189,4 +189,3 @@ func scrape(t *testing.T, e *env, prefix string) string {
 	b, _ := io.ReadAll(resp.Body)
 	return grepLines(string(b), prefix)
 }
-
