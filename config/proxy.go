@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -73,6 +74,24 @@ type Proxy struct {
 	// RunDir is where recordings go; --run-dir overrides it. Default
 	// out/runs/<start time>-<mode>.
 	RunDir string `yaml:"run_dir"`
+	// Fleet makes several proxy replicas act as one through a NATS
+	// JetStream key-value bucket: the canary state, the rollback and step
+	// gates (judged by one replica at a time on the fleet's pooled
+	// window), the daily spend cap and, with mirror.dedupe_scope: fleet,
+	// dedupe. Unset: one process, with canary.state_file.
+	Fleet *Fleet `yaml:"fleet"`
+}
+
+// Fleet configures proxy.fleet.
+type Fleet struct {
+	// NATSURL is the NATS server with JetStream, e.g. nats://127.0.0.1:4222. Required.
+	NATSURL string `yaml:"nats_url"`
+	// Bucket is the key-value bucket the replicas share (dedupe uses
+	// Bucket-dedupe). Default cutover-fleet. One bucket per rollout.
+	Bucket string `yaml:"bucket"`
+	// Name identifies this replica. Default: the host name and the port
+	// of proxy.listen, e.g. web-3:8080.
+	Name string `yaml:"name"`
 }
 
 // ForwardProxy configures forward mode: TLS interception of the legacy
@@ -188,8 +207,13 @@ type Mirror struct {
 	SampleBy string `yaml:"sample_by"`
 	// DedupeWindow skips an image already mirrored within it. 0 = off.
 	DedupeWindow Duration `yaml:"dedupe_window"`
+	// DedupeScope is local (each replica remembers the images it
+	// mirrored) or fleet (an image mirrored by any replica of proxy.fleet
+	// within dedupe_window is not mirrored again). Default local.
+	DedupeScope string `yaml:"dedupe_scope"`
 	// MaxDailySpend pauses mirroring when the day's projected candidate
-	// spend reaches it, in the candidate's pricing currency. 0 = no limit.
+	// spend reaches it, in the candidate's pricing currency; with
+	// proxy.fleet it caps the whole fleet's spend. 0 = no limit.
 	MaxDailySpend float64 `yaml:"max_daily_spend"`
 	// Timeout bounds one candidate call. Default: the candidate's timeout.
 	Timeout Duration `yaml:"timeout"`
@@ -266,6 +290,19 @@ func (c *Config) setProxyDefaults() {
 	if m.SampleBy == "" {
 		m.SampleBy = "image"
 	}
+	if m.DedupeScope == "" {
+		m.DedupeScope = "local"
+	}
+	if f := p.Fleet; f != nil {
+		if f.Bucket == "" {
+			f.Bucket = "cutover-fleet"
+		}
+		if f.Name == "" {
+			host, _ := os.Hostname()
+			_, port, _ := net.SplitHostPort(p.Listen.String())
+			f.Name = host + ":" + port
+		}
+	}
 	if p.ShutdownTimeout == 0 {
 		p.ShutdownTimeout = Duration(30 * time.Second)
 	}
@@ -330,6 +367,21 @@ func (v *validator) proxy() {
 	if m.MaxInFlight < 1 || m.MaxInFlight > 100000 {
 		v.errf("proxy.mirror.max_in_flight", "max_in_flight %d: expected 1–100000", m.MaxInFlight)
 	}
+	if m.DedupeScope != "local" && m.DedupeScope != "fleet" {
+		v.errf("proxy.mirror.dedupe_scope", "dedupe_scope %q: expected local or fleet", m.DedupeScope)
+	} else if m.DedupeScope == "fleet" && p.Fleet == nil {
+		v.errf("proxy.mirror.dedupe_scope", "dedupe_scope fleet needs proxy.fleet")
+	}
+	if f := p.Fleet; f != nil {
+		if f.NATSURL == "" {
+			v.errf("proxy.fleet", "proxy.fleet.nats_url is required, e.g. nats://127.0.0.1:4222")
+		} else if u, err := url.Parse(f.NATSURL); err != nil || (u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			v.errf("proxy.fleet.nats_url", "nats_url %q: expected nats://host:port", f.NATSURL)
+		}
+		if !validBucket(f.Bucket) {
+			v.errf("proxy.fleet.bucket", "bucket %q: letters, digits, - and _ only", f.Bucket)
+		}
+	}
 	if m.MaxDailySpend < 0 {
 		v.errf("proxy.mirror.max_daily_spend", "max_daily_spend must be ≥ 0 (0 = no limit)")
 	}
@@ -366,6 +418,18 @@ func (v *validator) clients() {
 			v.errf(fmt.Sprintf("proxy.allowed_actions[%d]", i), "an action name is empty")
 		}
 	}
+}
+
+func validBucket(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // validHostPattern reports whether s is host:port with * allowed as one

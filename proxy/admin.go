@@ -38,6 +38,7 @@ type admin struct {
 	report   http.Handler // nil: no /report page
 	stopping *atomic.Bool
 	ready    func() (bool, string) // extra readiness (a fleet's connection); nil: always
+	replicas func() map[string]any // the fleet's replicas; nil for one process
 }
 
 func (a *admin) handler() http.Handler {
@@ -104,18 +105,24 @@ func (a *admin) canaryAPI(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, a.canaryStatus())
 	})
-	mutate := func(path string, fn func(w http.ResponseWriter, r *http.Request) bool) {
+	// A mutation answers 503 when the change could not be saved (a fleet
+	// whose store is out of reach): the share stays as it was.
+	mutate := func(path string, fn func(w http.ResponseWriter, r *http.Request) (bool, error)) {
 		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
 			if a.ctl == nil {
 				writeJSON(w, http.StatusConflict, map[string]string{"error": "proxy.mode is shadow: there is no canary to change"})
 				return
 			}
-			if fn(w, r) {
+			ok, err := fn(w, r)
+			switch {
+			case err != nil:
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the change was not saved: " + err.Error()})
+			case ok:
 				writeJSON(w, http.StatusOK, a.canaryStatus())
 			}
 		})
 	}
-	mutate("/admin/canary", func(w http.ResponseWriter, r *http.Request) bool {
+	mutate("/admin/canary", func(w http.ResponseWriter, r *http.Request) (bool, error) {
 		var body struct {
 			Percent *float64 `json:"percent"`
 		}
@@ -123,21 +130,23 @@ func (a *admin) canaryAPI(mux *http.ServeMux) {
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&body); err != nil || body.Percent == nil || *body.Percent < 0 || *body.Percent > 100 {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": `expected {"percent": N} with N from 0 to 100`})
-			return false
+			return false, nil
 		}
-		a.ctl.setPercent(*body.Percent)
-		return true
+		return true, a.ctl.setPercent(*body.Percent)
 	})
-	mutate("/admin/pause", func(http.ResponseWriter, *http.Request) bool { a.ctl.pause(true); return true })
-	mutate("/admin/resume", func(http.ResponseWriter, *http.Request) bool { a.ctl.pause(false); return true })
-	mutate("/admin/rollback", func(http.ResponseWriter, *http.Request) bool { a.ctl.operatorRollback(); return true })
-	mutate("/admin/promote", func(http.ResponseWriter, *http.Request) bool { a.ctl.promote(); return true })
+	mutate("/admin/pause", func(http.ResponseWriter, *http.Request) (bool, error) { return true, a.ctl.pause(true) })
+	mutate("/admin/resume", func(http.ResponseWriter, *http.Request) (bool, error) { return true, a.ctl.pause(false) })
+	mutate("/admin/rollback", func(http.ResponseWriter, *http.Request) (bool, error) { return true, a.ctl.operatorRollback() })
+	mutate("/admin/promote", func(http.ResponseWriter, *http.Request) (bool, error) { return true, a.ctl.promote() })
 }
 
 func (a *admin) canaryStatus() map[string]any {
 	out := a.ctl.status()
 	if a.brk != nil {
 		out["breaker"] = a.brk.status()
+	}
+	if a.replicas != nil {
+		out["fleet"] = a.replicas()
 	}
 	return out
 }

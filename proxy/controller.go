@@ -36,6 +36,10 @@ type controller struct {
 	// onRollback counts rollbacks (/metrics).
 	onRollback func()
 
+	// fleet shares the rollout among replicas (proxy.fleet); nil for one process.
+	fleet coordinator
+	name  string // this replica's, in a fleet
+
 	pct atomic.Uint64 // math.Float64bits of the current percent: read on every request
 
 	// evaluations counts finished evaluations (tests wait on it).
@@ -43,8 +47,34 @@ type controller struct {
 
 	mu   sync.Mutex
 	st   CanaryState
-	win  *window
-	step *window // since the current step began (one slot, never expires)
+	rev  uint64 // the saved state's revision (fleet: the bucket's)
+	seen int64  // the last transition applied here (its Seq)
+	// pendingRollback is a rollback decided while the fleet was out of
+	// reach, to write to the bucket when it returns (a rollback always
+	// wins over an advance).
+	pendingRollback *Transition
+	win             *window
+	step            *window // since the current step began (one slot, never expires)
+}
+
+// coordinator is a fleet of replicas sharing one rollout: who judges the
+// gates (a lease), on what figures (the fleet's pooled windows), and
+// whether the fleet's store is reachable.
+type coordinator interface {
+	// connected reports whether the fleet's store is reachable.
+	connected() bool
+	// judge reports whether this replica judges the gates now: it holds,
+	// or has just taken, the lease.
+	judge(now time.Time) bool
+	// pooled adds the other live replicas' published figures to this
+	// replica's window and step figures.
+	pooled(now time.Time, step int, win, stepWin pooledFigures) (pooledFigures, pooledFigures)
+}
+
+// pooledFigures are window figures with their histogram.
+type pooledFigures struct {
+	f Figures
+	h *hdrhistogram.Histogram
 }
 
 // timeline receives the events of a run (record.Writer.Event).
@@ -73,8 +103,13 @@ type CanaryState struct {
 
 // Transition is one change of the share, for the timeline.
 type Transition struct {
-	Time    time.Time      `json:"time"`
-	Kind    string         `json:"kind"` // start, resume, advance, hold, rollback, set, pause, promote, complete
+	// Seq numbers the transitions of a rollout from 1 (0 in a state saved
+	// before transitions were numbered).
+	Seq  int64     `json:"seq,omitempty"`
+	Time time.Time `json:"time"`
+	Kind string    `json:"kind"` // start, resume, advance, rollback, set, pause, promote, complete
+	// By is the replica that made the change (a fleet; "" for one process).
+	By      string         `json:"by,omitempty"`
 	From    float64        `json:"from"`
 	To      float64        `json:"to"`
 	Step    int            `json:"step"`
@@ -84,13 +119,19 @@ type Transition struct {
 
 // stateStore persists a rollout's state.
 type stateStore interface {
-	// load returns the saved state; found is false when there is none.
-	load() (st CanaryState, found bool, err error)
-	// save replaces the saved state.
-	save(st CanaryState) error
+	// latest returns the saved state and its revision; found is false
+	// when there is none.
+	latest() (st CanaryState, rev uint64, found bool, err error)
+	// put saves st if the saved revision is still rev (errConflict
+	// otherwise) and returns the new revision. A store of one process
+	// ignores revisions.
+	put(st CanaryState, rev uint64) (uint64, error)
 	// where names the store in messages.
 	where() string
 }
+
+// errConflict: the saved state changed since it was read.
+var errConflict = errors.New("the canary state changed concurrently")
 
 // fileStore keeps the state in canary.state_file, written atomically
 // (write, fsync, rename).
@@ -98,32 +139,32 @@ type fileStore struct{ path string }
 
 func (f fileStore) where() string { return "canary.state_file " + f.path }
 
-func (f fileStore) load() (CanaryState, bool, error) {
+func (f fileStore) latest() (CanaryState, uint64, bool, error) {
 	var st CanaryState
 	b, err := os.ReadFile(f.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return st, false, nil
+		return st, 0, false, nil
 	}
 	if err != nil {
-		return st, false, fmt.Errorf("canary.state_file: %w", err)
+		return st, 0, false, fmt.Errorf("canary.state_file: %w", err)
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
-		return st, false, fmt.Errorf("canary.state_file %s is not a canary state (%v): move it away to start afresh", f.path, err)
+		return st, 0, false, fmt.Errorf("canary.state_file %s is not a canary state (%v): move it away to start afresh", f.path, err)
 	}
-	return st, true, nil
+	return st, 0, true, nil
 }
 
-func (f fileStore) save(st CanaryState) error {
+func (f fileStore) put(st CanaryState, _ uint64) (uint64, error) {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if dir := filepath.Dir(f.path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("canary.state_file: %w", err)
+			return 0, fmt.Errorf("canary.state_file: %w", err)
 		}
 	}
-	return record.WriteFileAtomic(f.path, append(b, '\n'))
+	return 0, record.WriteFileAtomic(f.path, append(b, '\n'))
 }
 
 // controllerDeps are what a controller reports to and reads from.
@@ -133,21 +174,74 @@ type controllerDeps struct {
 	log        *slog.Logger
 	tl         timeline
 	onRollback func()
+	// fleet, with a store shared by the replicas; nil for one process.
+	fleet coordinator
+	// name is this replica's in a fleet.
+	name string
 }
 
 func newController(cfg config.Canary, mode, primary, candidate string, d controllerDeps) (*controller, error) {
 	c := &controller{cfg: cfg, mode: mode, pair: [2]string{primary, candidate}, clock: d.clock, store: d.store, log: d.log,
-		tl: d.tl, onRollback: d.onRollback, win: newWindow(cfg.Window.D()), step: newWindow(0)}
+		tl: d.tl, onRollback: d.onRollback, fleet: d.fleet, name: d.name, win: newWindow(cfg.Window.D()), step: newWindow(0)}
+	if c.fleet != nil {
+		return c, c.join()
+	}
 	st, err := c.resume()
 	if err != nil {
 		return nil, err
 	}
-	c.st = st
-	c.pct.Store(math.Float64bits(st.Percent))
-	if err := c.store.save(c.st); err != nil {
+	if _, err := c.store.put(st, 0); err != nil {
 		return nil, err
 	}
+	c.st = st
+	c.seen = lastSeq(st)
+	c.pct.Store(math.Float64bits(st.Percent))
 	return c, nil
+}
+
+// join adopts the fleet's rollout, or starts it when there is none (the
+// replica that creates it first wins; the others adopt it).
+func (c *controller) join() error {
+	for attempt := 0; attempt < 5; attempt++ {
+		st, rev, found, err := c.store.latest()
+		if err != nil {
+			return fmt.Errorf("joining the fleet's canary: %w", err)
+		}
+		if found {
+			if st.Primary != c.pair[0] || st.Candidate != c.pair[1] {
+				return fmt.Errorf("%s is the rollout of %s → %s, not %s → %s: use another proxy.fleet.bucket",
+					c.store.where(), st.Primary, st.Candidate, c.pair[0], c.pair[1])
+			}
+			c.mu.Lock()
+			c.rev, c.seen = rev, lastSeq(st)
+			c.install(st)
+			c.mu.Unlock()
+			return nil
+		}
+		now := c.clock.Now()
+		st = c.fresh(now)
+		st.History = []Transition{{Seq: 1, Time: now, Kind: "start", To: st.Percent, Step: st.Step, By: c.name, Reason: "no saved state: starting"}}
+		rev, err = c.store.put(st, 0)
+		if errors.Is(err, errConflict) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("starting the fleet's canary: %w", err)
+		}
+		c.mu.Lock()
+		c.rev, c.seen = rev, 1
+		c.install(st)
+		c.mu.Unlock()
+		return nil
+	}
+	return fmt.Errorf("%s keeps changing: could not join the fleet's canary", c.store.where())
+}
+
+func lastSeq(st CanaryState) int64 {
+	if n := len(st.History); n > 0 {
+		return st.History[n-1].Seq
+	}
+	return 0
 }
 
 // fresh is the state of a rollout that starts now.
@@ -167,12 +261,12 @@ func (c *controller) fresh(now time.Time) CanaryState {
 func (c *controller) resume() (CanaryState, error) {
 	now := c.clock.Now()
 	fresh := c.fresh(now)
-	st, found, err := c.store.load()
+	st, _, found, err := c.store.latest()
 	if err != nil {
 		return fresh, err
 	}
 	if !found {
-		fresh.History = []Transition{{Time: now, Kind: "start", To: fresh.Percent, Step: fresh.Step, Reason: "no saved state: starting"}}
+		fresh.History = []Transition{{Seq: 1, Time: now, Kind: "start", To: fresh.Percent, Step: fresh.Step, Reason: "no saved state: starting"}}
 		return fresh, nil
 	}
 	if st.Primary != fresh.Primary || st.Candidate != fresh.Candidate {
@@ -185,7 +279,7 @@ func (c *controller) resume() (CanaryState, error) {
 	}
 	st.Percent = c.ceiling(st)
 	st.StepStarted = now // a step's figures start again with the process
-	st.History = append(st.History, Transition{Time: now, Kind: "resume", From: from, To: st.Percent, Step: st.Step,
+	st.History = append(st.History, Transition{Seq: lastSeq(st) + 1, Time: now, Kind: "resume", From: from, To: st.Percent, Step: st.Step,
 		Reason: "restarted: resuming from the saved state, never higher"})
 	return st, nil
 }
@@ -214,34 +308,104 @@ func (c *controller) observe(lat time.Duration, failed bool) {
 	c.step.add(now, lat, failed)
 }
 
-// set changes the share and records why: log, run directory, metrics,
-// saved state. Callers hold mu.
-func (c *controller) set(kind string, to float64, reason string, f *Figures) {
-	from := c.st.Percent
-	c.st.Percent = to
-	c.pct.Store(math.Float64bits(to))
-	t := Transition{Time: c.clock.Now(), Kind: kind, From: from, To: to, Step: c.st.Step, Reason: reason}
+// transition changes st's share and appends why to its history.
+func (c *controller) transition(st *CanaryState, kind string, to float64, reason string, f *Figures) {
+	t := Transition{Seq: lastSeq(*st) + 1, Time: c.clock.Now(), Kind: kind, From: st.Percent, To: to, Step: st.Step, By: c.name, Reason: reason}
 	if f != nil {
 		t.Figures = f.asMap()
 	}
-	c.st.History = append(c.st.History, t)
-	if len(c.st.History) > 1000 {
-		c.st.History = c.st.History[len(c.st.History)-1000:]
+	st.Percent = to
+	st.History = append(st.History, t)
+	if len(st.History) > 1000 {
+		st.History = st.History[len(st.History)-1000:]
 	}
-	data := map[string]any{"from": from, "percent": to, "step": c.st.Step}
-	for k, v := range t.Figures {
-		data[k] = v
+}
+
+// mutate applies fn to the rollout's latest state and saves it: in one
+// process the state in memory; in a fleet the bucket's, by
+// compare-and-set on its revision, read again and retried when another
+// replica changed it first. fn returns false to change nothing. Callers
+// hold mu.
+func (c *controller) mutate(fn func(st *CanaryState) bool) error {
+	for attempt := 0; attempt < 8; attempt++ {
+		st, rev := c.st.clone(), c.rev
+		if c.fleet != nil {
+			latest, r, found, err := c.store.latest()
+			if err != nil {
+				return err
+			}
+			if found {
+				st, rev = latest, r
+			}
+		}
+		if !fn(&st) {
+			return nil
+		}
+		nrev, err := c.store.put(st, rev)
+		if errors.Is(err, errConflict) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		c.rev = nrev
+		c.apply(st)
+		return nil
 	}
-	level := c.log.Info
-	if kind == "rollback" {
-		level = c.log.Warn
-		c.onRollback()
+	return fmt.Errorf("%s keeps changing: the change was not saved", c.store.where())
+}
+
+// adopt applies a state another replica saved (the fleet's watch).
+func (c *controller) adopt(st CanaryState, rev uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if rev <= c.rev || st.Primary != c.pair[0] || st.Candidate != c.pair[1] {
+		return
 	}
-	level("canary "+kind, "from", from, "to", to, "step", c.st.Step, "reason", reason)
-	c.tl.Event("canary_"+kind, fmt.Sprintf("%s: %g%% → %g%%: %s", kind, from, to, reason), data)
-	if err := c.store.save(c.st); err != nil {
-		c.log.Error("canary state not saved", "err", err)
+	c.rev = rev
+	c.apply(st)
+}
+
+// apply makes st this replica's state: the share the request path reads,
+// the step's window, and the transitions it has not applied yet, each
+// logged and recorded once in this replica's run. Callers hold mu.
+func (c *controller) apply(st CanaryState) {
+	for _, t := range st.History {
+		if t.Seq <= c.seen {
+			continue
+		}
+		c.seen = t.Seq
+		data := map[string]any{"from": t.From, "percent": t.To, "step": t.Step}
+		if t.By != "" {
+			data["by"] = t.By
+		}
+		for k, v := range t.Figures {
+			data[k] = v
+		}
+		level := c.log.Info
+		if t.Kind == "rollback" {
+			level = c.log.Warn
+			c.onRollback()
+		}
+		level("canary "+t.Kind, "from", t.From, "to", t.To, "step", t.Step, "reason", t.Reason)
+		c.tl.Event("canary_"+t.Kind, fmt.Sprintf("%s: %g%% → %g%%: %s", t.Kind, t.From, t.To, t.Reason), data)
 	}
+	c.install(st)
+}
+
+// install sets the state without recording anything. Callers hold mu.
+func (c *controller) install(st CanaryState) {
+	if st.Step != c.st.Step || !st.StepStarted.Equal(c.st.StepStarted) {
+		c.step.reset()
+	}
+	c.st = st
+	c.pct.Store(math.Float64bits(st.Percent))
+}
+
+// clone copies st, its history included.
+func (st CanaryState) clone() CanaryState {
+	st.History = append([]Transition(nil), st.History...)
+	return st
 }
 
 // run evaluates the gates every canary.evaluate_every until stop is closed.
@@ -259,7 +423,9 @@ func (c *controller) run(stop <-chan struct{}) {
 }
 
 // evaluate judges the rolling window (rollback) and, with steps, the
-// current step (advance, hold or roll back).
+// current step (advance, hold or roll back). In a fleet only the lease
+// holder judges, on the fleet's pooled figures; a replica that cannot
+// reach the fleet judges only its own window, and only to roll back.
 func (c *controller) evaluate(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -267,7 +433,20 @@ func (c *controller) evaluate(now time.Time) {
 	if c.st.RolledBack || c.st.Percent <= 0 {
 		return
 	}
-	if reason, f, crossed := c.crossed(now); crossed {
+	win, step := c.figures(now)
+	if c.fleet != nil && !c.fleet.connected() {
+		if reason, f, crossed := judgeRollback(c.cfg.Rollback, win.f, win.h); crossed {
+			c.localRollback(reason, &f)
+		}
+		return
+	}
+	if c.fleet != nil {
+		if !c.fleet.judge(now) {
+			return
+		}
+		win, step = c.fleet.pooled(now, c.st.Step, win, step)
+	}
+	if reason, f, crossed := judgeRollback(c.cfg.Rollback, win.f, win.h); crossed {
 		c.rollback(reason, &f)
 		return
 	}
@@ -275,16 +454,65 @@ func (c *controller) evaluate(now time.Time) {
 		return
 	}
 	s := c.cfg.Steps[c.st.Step]
-	f, h := c.step.figures(now)
-	if f.Requests < int64(s.MinRequests) {
+	if step.f.Requests < int64(s.MinRequests) {
 		return
 	}
-	status, why := judgeStep(s, f, h)
+	status, why := judgeStep(s, step.f, step.h)
 	switch {
 	case status == "fail":
-		c.rollback(fmt.Sprintf("step %d (%g%%) gates failed: %s", c.st.Step+1, s.Percent, why), &f)
+		c.rollback(fmt.Sprintf("step %d (%g%%) gates failed: %s", c.st.Step+1, s.Percent, why), &step.f)
 	case status == "pass" && now.Sub(c.st.StepStarted) >= s.MinDuration.D():
-		c.advance("step gates passed: "+why, &f)
+		c.advance("step gates passed: "+why, &step.f)
+	}
+}
+
+// figures are this replica's own window and step figures.
+func (c *controller) figures(now time.Time) (win, step pooledFigures) {
+	win.f, win.h = c.win.figures(now)
+	step.f, step.h = c.step.figures(now)
+	return win, step
+}
+
+// localRollback drops this replica's share to 0 while the fleet is out of
+// reach, and keeps the transition to write when it returns. Callers hold mu.
+func (c *controller) localRollback(reason string, f *Figures) {
+	st := c.st.clone()
+	st.RolledBack = true
+	c.transition(&st, "rollback", 0, reason+" (judged by this replica alone: the fleet is out of reach)", f)
+	t := st.History[len(st.History)-1]
+	c.pendingRollback = &t
+	c.apply(st)
+}
+
+// reconcile runs when the fleet is reachable again: a rollback decided
+// while it was not is written to the bucket (a rollback always wins over
+// an advance); otherwise the bucket's state is adopted.
+func (c *controller) reconcile() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.pendingRollback; p != nil {
+		err := c.mutate(func(st *CanaryState) bool {
+			if st.RolledBack {
+				return false
+			}
+			st.RolledBack = true
+			c.transition(st, "rollback", 0, p.Reason, nil)
+			st.History[len(st.History)-1].Figures = p.Figures
+			return true
+		})
+		if err != nil {
+			c.log.Warn("fleet: the rollback decided while disconnected is not saved yet", "err", err)
+			return
+		}
+		c.pendingRollback = nil
+	}
+	st, rev, found, err := c.store.latest()
+	if err != nil || !found {
+		return
+	}
+	if rev > c.rev {
+		c.rev = rev
+		c.apply(st)
 	}
 }
 
@@ -351,88 +579,123 @@ func judgeStep(s config.Step, f Figures, h *hdrhistogram.Histogram) (string, str
 	return status, why
 }
 
+// rollback drops the share to 0. Callers hold mu.
 func (c *controller) rollback(reason string, f *Figures) {
-	c.st.RolledBack = true
-	c.set("rollback", 0, reason, f)
+	err := c.mutate(func(st *CanaryState) bool {
+		if st.RolledBack {
+			return false
+		}
+		st.RolledBack = true
+		c.transition(st, "rollback", 0, reason, f)
+		return true
+	})
+	if err != nil {
+		c.log.Error("canary rollback not saved: rolling back this replica alone", "err", err)
+		c.localRollback(reason, f)
+	}
 }
 
+// advance moves to the next step (or marks the last complete). Callers
+// hold mu.
 func (c *controller) advance(reason string, f *Figures) {
-	if c.st.Step+1 >= len(c.cfg.Steps) {
-		if !c.st.Complete {
-			c.st.Complete = true
-			c.set("complete", c.st.Percent, "last step passed: "+reason, f)
+	from := c.st.Step
+	c.save(func(st *CanaryState) bool {
+		if st.RolledBack || st.Step != from || st.Paused || st.Manual || st.Complete {
+			return false // changed meanwhile: a rollback wins over an advance
 		}
-		return
+		if st.Step+1 >= len(c.cfg.Steps) {
+			st.Complete = true
+			c.transition(st, "complete", st.Percent, "last step passed: "+reason, f)
+			return true
+		}
+		st.Step++
+		st.StepStarted = c.clock.Now()
+		c.transition(st, "advance", c.cfg.Steps[st.Step].Percent, reason, f)
+		return true
+	})
+}
+
+// save is mutate for the controller's own decisions: a failure is logged
+// (the state stays as it was; the next evaluation tries again).
+func (c *controller) save(fn func(st *CanaryState) bool) {
+	if err := c.mutate(fn); err != nil {
+		c.log.Error("canary state not saved", "err", err)
 	}
-	c.st.Step++
-	c.st.StepStarted = c.clock.Now()
-	c.step.reset()
-	c.set("advance", c.cfg.Steps[c.st.Step].Percent, reason, f)
 }
 
-// Admin actions (POST /admin/…), under mu.
+// Admin actions (POST /admin/…): each changes the latest state (the
+// fleet's, for every replica) or returns why it could not.
 
-func (c *controller) setPercent(pct float64) {
+func (c *controller) setPercent(pct float64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.st.Manual, c.st.RolledBack, c.st.Complete = true, false, false
-	c.set("set", pct, "set by an operator (POST /admin/canary)", nil)
+	return c.mutate(func(st *CanaryState) bool {
+		st.Manual, st.RolledBack, st.Complete = true, false, false
+		c.transition(st, "set", pct, "set by an operator (POST /admin/canary)", nil)
+		return true
+	})
 }
 
-func (c *controller) pause(paused bool) {
+func (c *controller) pause(paused bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.st.Paused = paused
-	kind, reason := "pause", "paused by an operator: steps do not advance"
-	if !paused {
-		kind, reason = "resume", "resumed by an operator"
-		if c.st.RolledBack || c.st.Manual {
-			// Resuming after a rollback or a manual share restarts the
-			// current step from its own share.
-			c.st.RolledBack, c.st.Manual = false, false
-			c.st.StepStarted = c.clock.Now()
-			c.step.reset()
-			to := *c.cfg.Percent
-			if c.st.Step >= 0 {
-				to = c.cfg.Steps[c.st.Step].Percent
+	return c.mutate(func(st *CanaryState) bool {
+		st.Paused = paused
+		kind, reason := "pause", "paused by an operator: steps do not advance"
+		if !paused {
+			kind, reason = "resume", "resumed by an operator"
+			if st.RolledBack || st.Manual {
+				// Resuming after a rollback or a manual share restarts the
+				// current step from its own share.
+				st.RolledBack, st.Manual = false, false
+				st.StepStarted = c.clock.Now()
+				to := *c.cfg.Percent
+				if st.Step >= 0 {
+					to = c.cfg.Steps[st.Step].Percent
+				}
+				c.transition(st, kind, to, reason+": the current step starts again", nil)
+				return true
 			}
-			c.set(kind, to, reason+": the current step starts again", nil)
-			return
 		}
-	}
-	c.set(kind, c.st.Percent, reason, nil)
+		c.transition(st, kind, st.Percent, reason, nil)
+		return true
+	})
 }
 
-func (c *controller) operatorRollback() {
+func (c *controller) operatorRollback() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.rollback("rolled back by an operator (POST /admin/rollback)", nil)
+	return c.mutate(func(st *CanaryState) bool {
+		st.RolledBack = true
+		c.transition(st, "rollback", 0, "rolled back by an operator (POST /admin/rollback)", nil)
+		return true
+	})
 }
 
 // promote moves to the next step now (or to 100 % without steps).
-func (c *controller) promote() {
+func (c *controller) promote() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.st.RolledBack, c.st.Manual = false, false
-	if len(c.cfg.Steps) == 0 || c.st.Step < 0 {
-		c.set("promote", 100, "promoted by an operator (POST /admin/promote)", nil)
-		return
-	}
-	if c.st.Step+1 < len(c.cfg.Steps) {
-		c.st.Step++
-	}
-	c.st.StepStarted = c.clock.Now()
-	c.step.reset()
-	c.set("promote", c.cfg.Steps[c.st.Step].Percent, "promoted by an operator (POST /admin/promote)", nil)
+	return c.mutate(func(st *CanaryState) bool {
+		st.RolledBack, st.Manual = false, false
+		if len(c.cfg.Steps) == 0 || st.Step < 0 {
+			c.transition(st, "promote", 100, "promoted by an operator (POST /admin/promote)", nil)
+			return true
+		}
+		if st.Step+1 < len(c.cfg.Steps) {
+			st.Step++
+		}
+		st.StepStarted = c.clock.Now()
+		c.transition(st, "promote", c.cfg.Steps[st.Step].Percent, "promoted by an operator (POST /admin/promote)", nil)
+		return true
+	})
 }
 
 // state is a copy of the rollout's state.
 func (c *controller) state() CanaryState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.st
-	st.History = append([]Transition(nil), c.st.History...)
-	return st
+	return c.st.clone()
 }
 
 // status is GET /admin/canary's body.

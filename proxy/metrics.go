@@ -32,6 +32,7 @@ type metrics struct {
 // gauges are the live values the metrics read when scraped.
 type gauges struct {
 	canaryPercent, canaryStep, mirrorInFlight, mirrorQueueBytes, spendToday func() float64
+	fleetDisconnected, fleetLeaseHeld                                       func() float64
 }
 
 func newMetrics(g gauges) *metrics {
@@ -70,7 +71,9 @@ func newMetrics(g gauges) *metrics {
 	gauge("cutover_canary_step", "Current rollout step, from 1 (0 without steps).", g.canaryStep)
 	gauge("cutover_mirror_in_flight", "Candidate calls in flight.", g.mirrorInFlight)
 	gauge("cutover_mirror_queue_bytes", "Request bytes held by in-flight mirrors.", g.mirrorQueueBytes)
-	gauge("cutover_mirror_spend_today", "Candidate spend settled today (UTC), in its pricing currency.", g.spendToday)
+	gauge("cutover_mirror_spend_today", "Candidate spend today (UTC), in its pricing currency (with proxy.fleet: the fleet's, as last read).", g.spendToday)
+	gauge("cutover_fleet_disconnected", "1 while this replica cannot reach the fleet's NATS (proxy.fleet): it keeps the last canary state and never raises the share.", g.fleetDisconnected)
+	gauge("cutover_fleet_lease_held", "1 while this replica holds the fleet's lease and judges the canary gates.", g.fleetLeaseHeld)
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -137,9 +137,7 @@ func (m *mirror) run(pairID string, ex *exchange, n int64) {
 		if m.cfg.MaxDailySpend > 0 { // the estimate only feeds the daily cap
 			est = m.estimate(req)
 		}
-		if !m.spend.reserve(est, now) {
-			reason = record.SkipDailySpend
-		}
+		reason = m.spend.reserve(est, now)
 	}
 	if reason != "" {
 		m.skip(reason)
@@ -241,8 +239,9 @@ type spendLedger interface {
 	// paused reports whether mirroring is paused for the day.
 	paused(now time.Time) bool
 	// reserve holds est if the day's projected spend stays within the
-	// limit; otherwise it pauses mirroring for the rest of the day.
-	reserve(est float64, now time.Time) bool
+	// limit; otherwise it pauses mirroring for the rest of the day. It
+	// returns why not ("" when reserved): a record.Skip… reason.
+	reserve(est float64, now time.Time) string
 	// settle replaces a reservation by the call's actual price.
 	settle(est, actual float64, at time.Time)
 	// state is the day's settled spend and whether mirroring is paused.
@@ -276,23 +275,23 @@ func (b *budget) paused(now time.Time) bool {
 	return b.stopped
 }
 
-func (b *budget) reserve(est float64, now time.Time) bool {
+func (b *budget) reserve(est float64, now time.Time) string {
 	if b.limit <= 0 {
-		return true
+		return ""
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.roll(now)
 	if b.stopped {
-		return false
+		return record.SkipDailySpend
 	}
 	if b.spent+b.held+est > b.limit {
 		b.stopped = true
 		b.onPause(pauseDetail(b.day, b.spent+b.held+est, b.limit), map[string]any{"spent": b.spent, "in_flight": b.held, "limit": b.limit})
-		return false
+		return record.SkipDailySpend
 	}
 	b.held += est
-	return true
+	return ""
 }
 
 func (b *budget) settle(est, actual float64, at time.Time) {

@@ -38,6 +38,7 @@ import (
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
 	"github.com/cutover/cutover/internal/secret"
+	"github.com/cutover/cutover/proxy/fleet"
 	"github.com/cutover/cutover/record"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/formats"
@@ -83,6 +84,7 @@ type Proxy struct {
 	ctl     *controller // canary and cutover modes
 	brk     *breaker    // cutover mode
 	adm     *admin
+	member  *fleetMember // proxy.fleet; nil for one process
 	up      *upstream
 	cand    *candidate
 	started time.Time
@@ -149,15 +151,36 @@ func New(cfg *config.Config, tx *vision.Taxonomy, rec RunRecorder, opt Options) 
 	p.mirror = &mirror{cfg: pc.Mirror, cand: p.cand, up: p.up, rec: rec, life: p.life, clock: p.clock, timeout: mirrorTimeout,
 		primaryTimeout: primary.Timeout.D(), dedupe: &localDedupe{window: pc.Mirror.DedupeWindow.D()},
 		estimate: estimator(cfg, candProv, p.cand.client.Codec, price)}
-	spend := &budget{limit: pc.Mirror.MaxDailySpend}
-	p.mirror.spend = spend
+	var onPause func(string, map[string]any) // set once the metrics exist
+	pause := func(d string, data map[string]any) { onPause(d, data) }
+	var store stateStore = fileStore{path: cfg.Path(pc.Canary.StateFile)}
+	if f := pc.Fleet; f != nil {
+		fs, err := fleet.Open(context.Background(), fleet.Options{URL: f.NATSURL, Bucket: f.Bucket, Name: f.Name,
+			DedupeTTL: dedupeTTL(pc.Mirror), Logger: p.log})
+		if err != nil {
+			return nil, err
+		}
+		p.member = &fleetMember{store: fs, name: f.Name, clock: p.clock, log: p.log, leaseTTL: max(3*pc.Canary.EvaluateEvery.D(), time.Second)}
+		store = fleetStateStore{store: fs, bucket: f.Bucket}
+		p.mirror.spend = &fleetSpend{store: fs, limit: pc.Mirror.MaxDailySpend, onPause: pause}
+		if pc.Mirror.DedupeScope == "fleet" {
+			p.mirror.dedupe = &fleetDedupe{store: fs, local: &localDedupe{window: pc.Mirror.DedupeWindow.D()}}
+		}
+	} else {
+		p.mirror.spend = &budget{limit: pc.Mirror.MaxDailySpend, onPause: pause}
+	}
 
 	if pc.Mode == config.ModeCanary || pc.Mode == config.ModeCutover {
-		k := pc.Canary
-		st := fileStore{path: cfg.Path(k.StateFile)}
-		deps := controllerDeps{clock: p.clock, store: st, log: p.log, tl: rec, onRollback: func() { p.met.rollbacks.Inc() }}
-		if p.ctl, err = newController(k, pc.Mode, pc.Primary, pc.Candidate, deps); err != nil {
+		deps := controllerDeps{clock: p.clock, store: store, log: p.log, tl: rec, onRollback: func() { p.met.rollbacks.Inc() }}
+		if p.member != nil {
+			deps.fleet, deps.name = p.member, p.member.name
+		}
+		if p.ctl, err = newController(pc.Canary, pc.Mode, pc.Primary, pc.Candidate, deps); err != nil {
+			p.closeFleet()
 			return nil, err
+		}
+		if p.member != nil {
+			p.member.ctl = p.ctl
 		}
 	}
 	p.met = newMetrics(gauges{
@@ -176,9 +199,21 @@ func New(cfg *config.Config, tx *vision.Taxonomy, rec RunRecorder, opt Options) 
 		mirrorInFlight:   func() float64 { return float64(p.mirror.inFlight.Load()) },
 		mirrorQueueBytes: func() float64 { return float64(p.mirror.queueBytes.Load()) },
 		spendToday:       func() float64 { s, _ := p.mirror.spend.state(); return s },
+		fleetDisconnected: func() float64 {
+			if p.member != nil && !p.member.connected() {
+				return 1
+			}
+			return 0
+		},
+		fleetLeaseHeld: func() float64 {
+			if p.member != nil && p.member.holder.Load() {
+				return 1
+			}
+			return 0
+		},
 	})
 	p.mirror.met = p.met
-	spend.onPause = pauseNotice(p.log, rec, p.met)
+	onPause = pauseNotice(p.log, rec, p.met)
 	if pc.Mode == config.ModeCutover {
 		p.brk = newBreaker(pc.Breaker, p.clock, p.log, rec, func(s int) { p.met.breaker.Set(float64(s)) })
 	}
@@ -213,7 +248,33 @@ func New(cfg *config.Config, tx *vision.Taxonomy, rec RunRecorder, opt Options) 
 	}
 	p.adm = &admin{token: os.Getenv(pc.Canary.AdminTokenEnv), tokenEnv: pc.Canary.AdminTokenEnv, publicMetrics: pc.AdminPublicMetrics,
 		met: p.met, ctl: p.ctl, brk: p.brk, mode: pc.Mode, status: p.Status, report: opt.Report, stopping: &p.life.stopping}
+	if m := p.member; m != nil {
+		p.adm.ready = func() (bool, string) {
+			if !m.connected() {
+				return true, "fleet_disconnected: keeping the last canary state, steps do not advance"
+			}
+			return true, ""
+		}
+		p.adm.replicas = func() map[string]any {
+			return map[string]any{"name": m.name, "lease_holder": m.holder.Load(), "connected": m.connected(), "replicas": m.replicas()}
+		}
+	}
 	return p, nil
+}
+
+// dedupeTTL is how long the fleet remembers a mirrored image: the dedupe
+// window when dedupe is fleet-wide.
+func dedupeTTL(m config.Mirror) time.Duration {
+	if m.DedupeScope == "fleet" {
+		return m.DedupeWindow.D()
+	}
+	return 0
+}
+
+func (p *Proxy) closeFleet() {
+	if p.member != nil {
+		p.member.store.Close()
+	}
 }
 
 // Handler is the client-facing handler (reverse and forward).
@@ -297,6 +358,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if p.ctl != nil {
 		g.Add(func() error { p.ctl.run(loops); return nil }, func(error) {})
 	}
+	if p.member != nil && p.ctl != nil {
+		g.Add(func() error { p.member.run(loops); return nil }, func(error) {})
+	}
 	g.Add(func() error {
 		select {
 		case <-ctx.Done():
@@ -350,6 +414,7 @@ func (p *Proxy) shutdown(loops chan struct{}) error {
 	actx, acancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer acancel()
 	p.asv.Shutdown(actx)
+	p.closeFleet()
 	cov := p.rec.Coverage()
 	p.log.Info("proxy stopped", "seen", cov.Seen, "classify", cov.Classify, "mirrored", cov.Mirrored, "skipped", cov.Skipped)
 	err := errors.Join(errs...)

@@ -86,6 +86,9 @@ const (
 	SkipCandidateRate = "candidate_rps" // the candidate's max_rps
 	SkipShutdown      = "shutdown"
 	SkipBreakerOpen   = "breaker_open" // cutover mode: the primary answered, no copy
+	// SkipFleetDisconnected: a fleet's spend cap cannot be checked while
+	// NATS is out of reach, so nothing is spent.
+	SkipFleetDisconnected = "fleet_disconnected"
 )
 
 // CodeCancelled marks an observation of a call cutover cancelled itself
