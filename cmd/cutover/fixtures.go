@@ -82,21 +82,20 @@ func fixturesGen(env *Env, args []string) error {
 	if *n <= 0 || *n > 10_000_000 {
 		return usagef("--n must be 1–10,000,000")
 	}
+	if *preset != "" && *preset != "fashion-product-images" {
+		return usagef("--preset: unknown %q (known: fashion-product-images)", *preset)
+	}
 	tx, err := resolveTaxonomy(*tax, *cfg)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	switch *preset {
-	case "":
-	case "fashion-product-images":
+	if *preset != "" {
 		if err := fixtures.GenerateCatalogue(*out, tx, fixtures.CatalogueOptions{N: *n, Seed: *seed}); err != nil {
 			return err
 		}
 		fmt.Fprintf(env.Stdout, "generated a %s catalogue export of %d products in %s (%.1fs): styles.csv and images/\n", *preset, *n, *out, time.Since(start).Seconds())
 		return nil
-	default:
-		return usagef("--preset: unknown %q (known: fashion-product-images)", *preset)
 	}
 	s, err := fixtures.Generate(*out, tx, fixtures.GenerateOptions{N: *n, Seed: *seed})
 	if err != nil {
@@ -198,7 +197,7 @@ func fixturesImport(ctx context.Context, env *Env, args []string) error {
 	if rep != nil {
 		printImportReport(env.Stdout, rep, err == nil)
 		if *writeMapping != "" {
-			fmt.Fprintf(env.Stdout, "mapping skeleton: %s (%d names to fill in)\n", *writeMapping, len(rep.Unmapped))
+			fmt.Fprintf(env.Stdout, "mapping skeleton: %s (%s to fill in)\n", *writeMapping, count(len(rep.Unmapped), "name"))
 		}
 	}
 	return err
@@ -240,10 +239,10 @@ func printImportReport(w io.Writer, r *fixtures.ImportReport, complete bool) {
 		fmt.Fprintf(w, "read %d rows; nothing written to %s\n", r.Rows, r.Out)
 	}
 	if r.MergedRows > 0 {
-		fmt.Fprintf(w, "merged duplicates: %d rows name an image another row already has, with the same labels (%d images; their ids are in duplicate_ids)\n", r.MergedRows, len(r.Merged))
+		fmt.Fprintf(w, "merged duplicates: %s into %s (the same image with the same labels; their ids are in duplicate_ids)\n", count(r.MergedRows, "row"), count(len(r.Merged), "image"))
 	}
 	if n := r.DroppedTotal(); n > 0 {
-		fmt.Fprintf(w, "left out: %d rows\n", n)
+		fmt.Fprintf(w, "left out: %s\n", count(n, "row"))
 		for _, reason := range fixtures.DropReasons {
 			if c := r.Dropped[reason]; c > 0 {
 				fmt.Fprintf(w, "  %-22s %d\n", reason, c)
@@ -251,7 +250,7 @@ func printImportReport(w io.Writer, r *fixtures.ImportReport, complete bool) {
 		}
 	}
 	if r.SkippedHidden > 0 {
-		fmt.Fprintf(w, "skipped %d hidden files or folders (names starting with .)\n", r.SkippedHidden)
+		fmt.Fprintf(w, "skipped %s (names starting with .)\n", count(r.SkippedHidden, "hidden file or folder"))
 	}
 	if len(r.Unmapped) > 0 {
 		fmt.Fprintf(w, "\nunmapped names (%d):\n", len(r.Unmapped))
@@ -260,7 +259,7 @@ func printImportReport(w io.Writer, r *fixtures.ImportReport, complete bool) {
 			for _, x := range u.Candidates {
 				c = append(c, x.Value)
 			}
-			fmt.Fprintf(w, "  %-8s %-28q %6d items  first %s  closest: %s\n", u.Kind, u.Name, u.Count, u.First, strings.Join(c, ", "))
+			fmt.Fprintf(w, "  %-8s %-28q %10s  first %s  closest: %s\n", u.Kind, u.Name, count(u.Count, "item"), u.First, strings.Join(c, ", "))
 		}
 	}
 	if len(r.Conflicts) > 0 {
@@ -309,4 +308,15 @@ func printImportReport(w io.Writer, r *fixtures.ImportReport, complete bool) {
 			fmt.Fprintf(w, "  %s\n", p)
 		}
 	}
+}
+
+// count is "1 row", "2 rows".
+func count(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	if word == "hidden file or folder" {
+		return fmt.Sprintf("%d hidden files or folders", n)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
