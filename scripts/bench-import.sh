@@ -7,12 +7,15 @@
 # The catalogue is generated once and kept in out/bench-import/catalogue
 # (N and SEED change it; delete the folder to regenerate). Each run writes
 # a fresh set to out/bench-import/set and checks it with fixtures check.
+# Before each run the page cache is dropped (when run as root), so every
+# run reads the images from disk; COLD=0 keeps the cache (warm runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-20000}
 SEED=${SEED:-1}
 RUNS=${RUNS:-5}
 CONCURRENCY=${CONCURRENCY:-16}
+COLD=${COLD:-1}
 dir=out/bench-import
 cat=$dir/catalogue
 go build -o bin/cutover ./cmd/cutover
@@ -27,7 +30,8 @@ rates=()
 for i in $(seq "$RUNS"); do
   rm -rf "$dir/set"
   # Drop the page cache when allowed, so every run reads from disk as the first would.
-  sync; (echo 1 >/proc/sys/vm/drop_caches) 2>/dev/null && cold=" (page cache dropped)" || cold=""
+  sync; cold=" (warm page cache)"
+  if [ "$COLD" = 1 ] && (echo 1 >/proc/sys/vm/drop_caches) 2>/dev/null; then cold=" (page cache dropped)"; fi
   out=$(./bin/cutover fixtures import --no-progress --concurrency "$CONCURRENCY" --out "$dir/set" --preset fashion-product-images "$cat")
   line=$(grep '^imported ' <<<"$out")
   rate=$(sed -E 's/.*\(([0-9]+) images\/s.*/\1/' <<<"$line")
