@@ -20,7 +20,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -64,6 +63,7 @@ type Config struct {
 	Dir  string `yaml:"-"`
 
 	lines map[string]int
+	unset []UnsetEnv
 }
 
 // Provider is one vision API endpoint.
@@ -275,31 +275,101 @@ type Accuracy struct {
 // Load reads, expands and validates the config file at path. The error, if
 // any, is an ErrorList with every problem found.
 func Load(path string) (*Config, error) {
-	loadMu.RLock()
-	defer loadMu.RUnlock()
-	return load(path)
+	c, err := LoadWithoutSecrets(path)
+	if c == nil {
+		return c, err
+	}
+	var list ErrorList
+	if err != nil && !errors.As(err, &list) {
+		return c, err
+	}
+	var unset ErrorList
+	errors.As(c.RequireEnv(), &unset)
+	if list = append(list, unset...); len(list) > 0 {
+		list.sort()
+		return c, list
+	}
+	return c, nil
 }
 
-// loadMu keeps normal loads from seeing LoadWithoutSecrets' leniency.
-var loadMu sync.RWMutex
-
-// LoadWithoutSecrets is Load for commands that never call a provider
-// (report): a credential whose ${VAR} is unset is left empty instead of
-// being an error, so a CI job can judge a run without holding API keys.
+// LoadWithoutSecrets is Load that leaves a credential whose ${VAR} is
+// unset empty instead of failing: a command then asks for the variables
+// it needs (RequireEnv), so that `cutover report` runs without API keys
+// and `cutover classify --providers legacy` needs only the legacy's.
 func LoadWithoutSecrets(path string) (*Config, error) {
-	loadMu.Lock()
-	defer loadMu.Unlock()
-	lenientSecrets.Store(true)
-	defer lenientSecrets.Store(false)
-	return load(path)
-}
-
-func load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
 	return Parse(path, b)
+}
+
+// UnsetEnv is a ${VAR} reference whose variable is not set.
+type UnsetEnv struct {
+	// Path is the key, e.g. providers.legacy.credentials.secret_access_key.
+	Path string
+	Line int
+	Var  string
+}
+
+// Unset lists the ${VAR} references to unset variables under the given
+// key prefixes (every one when none is given).
+func (c *Config) Unset(prefixes ...string) []UnsetEnv {
+	var out []UnsetEnv
+	for _, u := range c.unset {
+		if len(prefixes) == 0 {
+			out = append(out, u)
+			continue
+		}
+		for _, p := range prefixes {
+			if u.Path == p || strings.HasPrefix(u.Path, p+".") || strings.HasPrefix(u.Path, p+"[") {
+				out = append(out, u)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// RequireEnv fails, with file:line and the variable for each, when a
+// ${VAR} under the given key prefixes (every one when none is given)
+// refers to an unset variable.
+func (c *Config) RequireEnv(prefixes ...string) error {
+	var errs ErrorList
+	for _, u := range c.Unset(prefixes...) {
+		errs = append(errs, Error{File: c.File, Line: u.Line,
+			Msg: fmt.Sprintf("environment variable %s is not set (referenced as ${%s})", u.Var, u.Var)})
+	}
+	if len(errs) > 0 {
+		errs.sort()
+		return errs
+	}
+	return nil
+}
+
+// findUnset lists the ${VAR} references in secrets whose variables are
+// unset. (A URL's reference is an error when it is decoded.)
+func findUnset(n *yaml.Node, path string, out *[]UnsetEnv) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := n.Content[i].Value
+			if path != "" {
+				p = path + "." + p
+			}
+			findUnset(n.Content[i+1], p, out)
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			findUnset(item, fmt.Sprintf("%s[%d]", path, i), out)
+		}
+	case yaml.ScalarNode:
+		for _, m := range envRef.FindAllStringSubmatch(n.Value, -1) {
+			if _, ok := os.LookupEnv(m[1]); !ok && !strings.HasSuffix(path, "base_url") {
+				*out = append(*out, UnsetEnv{Path: path, Line: n.Line, Var: m[1]})
+			}
+		}
+	}
 }
 
 // Parse is Load for bytes already read; path is used in messages and to
@@ -316,6 +386,7 @@ func Parse(path string, b []byte) (*Config, error) {
 	}
 	c.lines = map[string]int{}
 	indexLines(root.Content[0], "", c.lines)
+	findUnset(root.Content[0], "", &c.unset)
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil {

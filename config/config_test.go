@@ -162,3 +162,27 @@ func TestExampleConfig(t *testing.T) {
 		t.Errorf("unset variable: got %v", err)
 	}
 }
+
+// TestRequireEnv: an unset ${VAR} in a secret does not stop the config
+// from loading without secrets; RequireEnv names it, with its line, only
+// for the keys a command asks about.
+func TestRequireEnv(t *testing.T) {
+	t.Setenv("CUTOVER_TEST_SET", "x")
+	c, err := Parse("x.yaml", []byte(`providers:
+  a: {format: holysheep, base_url: "http://127.0.0.1:1", credentials: {api_key: "${CUTOVER_TEST_UNSET_A}"}}
+  b: {format: holysheep, base_url: "http://127.0.0.1:2", credentials: {api_key: "${CUTOVER_TEST_SET}"}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RequireEnv("providers.b"); err != nil {
+		t.Errorf("providers.b needs nothing unset: %v", err)
+	}
+	err = c.RequireEnv("providers.a")
+	if err == nil || err.Error() != "x.yaml:2: environment variable CUTOVER_TEST_UNSET_A is not set (referenced as ${CUTOVER_TEST_UNSET_A})" {
+		t.Errorf("providers.a: %v", err)
+	}
+	if u := c.Unset(); len(u) != 1 || u[0].Path != "providers.a.credentials.api_key" || u[0].Line != 2 {
+		t.Errorf("Unset: %+v", u)
+	}
+}

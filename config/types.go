@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -93,28 +92,22 @@ func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 // MarshalText implements encoding.TextMarshaler.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
-// lenientSecrets is set while LoadWithoutSecrets runs (under loadMu).
-var lenientSecrets atomic.Bool
-
 // Secret is a credential. ${VAR} references are expanded from the
 // environment; its value never prints: String, MarshalText and MarshalYAML
 // all give "[redacted]".
 type Secret string
 
-// UnmarshalYAML implements yaml.Unmarshaler.
+// UnmarshalYAML implements yaml.Unmarshaler. A reference to an unset
+// variable leaves the secret empty: Parse lists it (Config.Unset), Load
+// reports it, and a command asks only for the ones it uses (RequireEnv).
 func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
 	v, err := scalar(n, "a string")
 	if err != nil {
 		return err
 	}
-	raw := v
-	v, err = expandEnv(n, v)
-	if err != nil {
-		if lenientSecrets.Load() && envRef.MatchString(raw) {
-			*s = "" // LoadWithoutSecrets: an unset credential is just absent
-			return nil
-		}
-		return err
+	if v, err = expandEnv(n, v); err != nil {
+		*s = ""
+		return nil
 	}
 	*s = Secret(v)
 	return nil

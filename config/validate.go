@@ -185,7 +185,7 @@ func (v *validator) provider(name string, p *Provider) {
 	}
 	switch p.Format {
 	case FormatRekognition:
-		if (p.Credentials.AccessKeyID == "") != (p.Credentials.SecretAccessKey == "") && !lenientSecrets.Load() {
+		if (p.Credentials.AccessKeyID == "") != (p.Credentials.SecretAccessKey == "") && len(v.c.Unset(path+".credentials")) == 0 {
 			v.errf(path+".credentials", "providers.%s: rekognition needs both access_key_id and secret_access_key", name)
 		}
 	case FormatHolySheep, FormatGCV, FormatAzure:
