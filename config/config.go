@@ -68,7 +68,7 @@ type Config struct {
 
 // Provider is one vision API endpoint.
 type Provider struct {
-	// Format is the wire format: rekognition, gcv, azure or holysheep. Required.
+	// Format is the wire format: rekognition, gcv, azure, openai or holysheep. Required.
 	Format Format `yaml:"format"`
 	// BaseURL is the API's base URL, e.g. https://rekognition.ap-southeast-1.amazonaws.com
 	// or https://api.holysheep.ai. Required.
@@ -94,10 +94,13 @@ type Provider struct {
 // format: api_key for holysheep (Bearer), gcv (?key=) and azure
 // (Ocp-Apim-Subscription-Key); the access key pair for rekognition (SigV4).
 type Credentials struct {
-	APIKey          Secret `yaml:"api_key"`
+	// APIKey is the key of key and bearer formats (gcv, azure, openai, holysheep).
+	APIKey Secret `yaml:"api_key"`
+	// AccessKeyID and SecretAccessKey are the key pair of signature formats (rekognition: SigV4).
 	AccessKeyID     Secret `yaml:"access_key_id"`
 	SecretAccessKey Secret `yaml:"secret_access_key"`
-	SessionToken    Secret `yaml:"session_token"`
+	// SessionToken is an AWS session token for temporary credentials (rekognition). Optional.
+	SessionToken Secret `yaml:"session_token"`
 }
 
 // Secrets returns every non-empty secret value, for scrubbing.
@@ -241,9 +244,12 @@ func (p ModelPrice) Cost(input, cached, output int64) float64 {
 // Latency is a log-normal distribution given by two of its figures: the
 // median (or the mean) and the 99th percentile.
 type Latency struct {
+	// Median of the log-normal; give it or mean.
 	Median Duration `yaml:"median"`
-	Mean   Duration `yaml:"mean"`
-	P99    Duration `yaml:"p99"`
+	// Mean of the log-normal, instead of median.
+	Mean Duration `yaml:"mean"`
+	// P99 of the log-normal; must be above median (or mean). Required.
+	P99 Duration `yaml:"p99"`
 }
 
 // Peak is a daily window of different latency.
