@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cutover/cutover/compare"
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/internal/bufpool"
 	"github.com/cutover/cutover/record"
@@ -101,7 +102,7 @@ func (p *Proxy) estimateCost(req vision.Request) float64 {
 		u := oc.EstimateRequest(req, rule, 100)
 		in, out = u.InputTokens, u.OutputTokens
 	}
-	c, _, _ := p.cfg.CallCost(p.candidate, in, 0, out, config.DefaultMonthlyVolume)
+	c, _, _ := compare.CallCost(p.cfg, p.candidate, in, 0, out, config.DefaultMonthlyVolume)
 	return c
 }
 
@@ -186,7 +187,7 @@ func (p *Proxy) mirror(pairID string, ri *reqInfo) {
 // tokens), the tier price otherwise; a call that failed before the model
 // ran costs nothing.
 func (p *Proxy) priceCandidate(o *record.Observation, usage *vision.Usage, err error) float64 {
-	actual, cur, ok := p.cfg.CallCost(p.candidate, usageIn(usage), usageCached(usage), usageOut(usage), config.DefaultMonthlyVolume)
+	actual, cur, ok := compare.CallCost(p.cfg, p.candidate, usageIn(usage), usageCached(usage), usageOut(usage), config.DefaultMonthlyVolume)
 	if !ok || (usage == nil && p.candidate.Format == config.FormatOpenAI) || (err != nil && p.candidate.Format != config.FormatOpenAI) {
 		return 0
 	}

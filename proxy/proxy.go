@@ -34,6 +34,7 @@ import (
 	"github.com/elazarl/goproxy"
 	"golang.org/x/time/rate"
 
+	"github.com/cutover/cutover/compare"
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
 	"github.com/cutover/cutover/internal/bufpool"
@@ -508,7 +509,7 @@ func (p *Proxy) recordPrimary(pairID string, start time.Time, lat time.Duration,
 	// A call is priced when it was answered (or, for a vision LLM, when it
 	// reported usage: a malformed answer still costs its tokens).
 	if o.Code == "" || o.Usage != nil {
-		if amount, cur, ok := p.cfg.CallCost(p.primary, usageIn(o.Usage), usageCached(o.Usage), usageOut(o.Usage), config.DefaultMonthlyVolume); ok {
+		if amount, cur, ok := compare.CallCost(p.cfg, p.primary, usageIn(o.Usage), usageCached(o.Usage), usageOut(o.Usage), config.DefaultMonthlyVolume); ok {
 			o.Cost, o.Currency = amount, cur
 		}
 	}
