@@ -168,16 +168,19 @@ func NewLiveAgreement(s *Scorer, a, b string) *LiveAgreement {
 
 // Add counts one pair: a is A's normalised answer, b is B's. A nil side
 // had no answer (an error, a skipped mirror) and the pair is not counted,
-// as the report counts only pairs both providers answered.
-func (l *LiveAgreement) Add(a, b *vision.Tags) {
+// as the report counts only pairs both providers answered. It returns the
+// pair's score and whether it was counted, for a caller that also keeps
+// its own counters (a Prometheus agree/disagree counter from ps.Top1).
+func (l *LiveAgreement) Add(a, b *vision.Tags) (ps PairScore, counted bool) {
 	if a == nil || b == nil {
-		return
+		return PairScore{}, false
 	}
 	x, y := l.s.Answer(a), l.s.Answer(b)
-	ps := l.s.Agree(&x, &y)
+	ps = l.s.Agree(&x, &y)
 	l.mu.Lock()
 	l.t.add(&ps)
 	l.mu.Unlock()
+	return ps, true
 }
 
 // Snapshot is the agreement so far: pairs, top-1 agreement k/n with its

@@ -183,7 +183,9 @@ func TestSameAnswersSameNumbers(t *testing.T) {
 			for i := g; i < len(r.both); i += 4 {
 				live.Add(r.both[i][0], r.both[i][1])
 			}
-			live.Add(nil, r.both[0][1]) // a side without an answer: not a pair
+			if _, counted := live.Add(nil, r.both[0][1]); counted { // a side without an answer: not a pair
+				t.Error("a pair without A's answer was counted")
+			}
 		}()
 	}
 	wg.Wait()
