@@ -28,6 +28,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/cutover/cutover/compare"
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
 	"github.com/cutover/cutover/record"
@@ -53,7 +54,7 @@ type Job struct {
 	Repeat    int
 	Warmup    bool
 
-	category string // the fixture's label, for live accuracy
+	label *fixtures.Item // the fixture's label, for live accuracy
 }
 
 // Source produces the jobs of a run in intended-time order; ok is false
@@ -94,11 +95,15 @@ type Snapshot struct {
 	ClosedLoop   bool
 }
 
-// ProviderSnapshot is one provider's live latency (corrected).
+// ProviderSnapshot is one provider's live latency (corrected) and top-1
+// accuracy so far.
 type ProviderSnapshot struct {
 	Name     string
 	Count    int64
 	P50, P99 time.Duration
+	// Top1 is top-1 accuracy over answered, labelled images, scored as the
+	// report scores it (compare.Tally).
+	Top1 compare.Rate
 }
 
 // Summary is the outcome of a run.
@@ -124,7 +129,10 @@ type ProviderSummary struct {
 	Errors    map[vision.Code]int64
 	// Corrected: from intended send time; Service: from actual send time.
 	Corrected, Service *hdrhistogram.Histogram
-	Right, Scored      int64
+	// Stats are the recorded observations' figures as `cutover report`
+	// computes them (compare.Tally): accuracy against the fixtures,
+	// self-agreement over repeats, errors, cost.
+	Stats *compare.ProviderStats
 }
 
 type stats struct {
@@ -132,6 +140,7 @@ type stats struct {
 	corrected *hdrhistogram.Histogram
 	service   *hdrhistogram.Histogram
 	ps        ProviderSummary
+	tally     *compare.Tally // locks itself
 }
 
 func newHist() *hdrhistogram.Histogram {
@@ -152,9 +161,15 @@ func Run(ctx context.Context, src Source, opt Options) (Summary, error) {
 		opt.Interval = 2 * time.Second
 	}
 	r := &runner{opt: opt, lag: newHist()}
+	var rc config.Report
+	if opt.Config != nil {
+		rc = opt.Config.Report
+	}
+	scorer := compare.NewScorer(opt.Tax, rc)
 	for _, t := range opt.Targets {
 		r.stats = append(r.stats, &stats{corrected: newHist(), service: newHist(),
-			ps: ProviderSummary{Name: t.Name, Errors: map[vision.Code]int64{}}})
+			ps:    ProviderSummary{Name: t.Name, Errors: map[vision.Code]int64{}},
+			tally: compare.NewTally(t.Name, scorer, opt.Config)})
 	}
 	mode := "open-loop"
 	if opt.Rate <= 0 {
@@ -187,6 +202,7 @@ func Run(ctx context.Context, src Source, opt Options) (Summary, error) {
 		st.mu.Lock()
 		ps := st.ps
 		ps.Corrected, ps.Service = st.corrected, st.service
+		ps.Stats = st.tally.Stats()
 		s.Providers = append(s.Providers, ps)
 		st.mu.Unlock()
 	}
@@ -368,19 +384,12 @@ func (r *runner) do(ctx context.Context, j Job, intended time.Time) {
 		o.Tags, o.PromptVersion, o.ConfidenceSource = tags, res.PromptVersion, res.ConfidenceSource
 	}
 	o.Usage = usage
-	if r.opt.Config != nil && (err == nil || usage != nil) {
-		var in, cached, out int64
-		if usage != nil {
-			in, cached, out = usage.InputTokens, usage.CachedTokens, usage.OutputTokens
-		}
-		if c, cur, ok := r.opt.Config.CallCost(t.Provider, in, cached, out, config.DefaultMonthlyVolume); ok {
-			o.Cost, o.Currency = c, cur
-		}
-	}
+	compare.PriceCall(r.opt.Config, t.Provider, &o)
 	if r.opt.Recorder != nil {
 		r.opt.Recorder.Record(o)
 		r.opt.Recorder.ObserveLatency(t.Name+".service", service.Nanoseconds())
 	}
+	st.tally.Add(&o, j.label)
 	st.mu.Lock()
 	st.corrected.RecordValue(clamp(corrected.Nanoseconds()))
 	st.service.RecordValue(clamp(service.Nanoseconds()))
@@ -393,16 +402,8 @@ func (r *runner) do(ctx context.Context, j Job, intended time.Time) {
 	default:
 		st.ps.Errors[vision.ErrorCode(err)]++
 	}
-	if j.FixtureID != "" && tags != nil {
-		st.ps.Scored++
-		if fx := r.fixtureCategory(j); fx != "" && tags.Top() == fx {
-			st.ps.Right++
-		}
-	}
 	st.mu.Unlock()
 }
-
-func (r *runner) fixtureCategory(j Job) string { return j.category }
 
 func (r *runner) progress(closed bool) func() {
 	if r.opt.Progress == nil {
@@ -436,9 +437,11 @@ func (r *runner) snapshot(closed bool) Snapshot {
 	}
 	for _, st := range r.stats {
 		st.mu.Lock()
-		s.Providers = append(s.Providers, ProviderSnapshot{Name: st.ps.Name, Count: st.corrected.TotalCount(),
-			P50: time.Duration(st.corrected.ValueAtQuantile(50)), P99: time.Duration(st.corrected.ValueAtQuantile(99))})
+		ps := ProviderSnapshot{Name: st.ps.Name, Count: st.corrected.TotalCount(),
+			P50: time.Duration(st.corrected.ValueAtQuantile(50)), P99: time.Duration(st.corrected.ValueAtQuantile(99))}
 		st.mu.Unlock()
+		ps.Top1 = st.tally.Top1()
+		s.Providers = append(s.Providers, ps)
 	}
 	return s
 }
@@ -496,7 +499,7 @@ func (s *FixtureSource) Next() (Job, bool) {
 		it := s.Set.Items[i]
 		im := s.Images[i]
 		for _, t := range s.rng.Perm(s.Targets) {
-			s.pending = append(s.pending, Job{Target: t, Image: im, FixtureID: it.ID, category: it.Category,
+			s.pending = append(s.pending, Job{Target: t, Image: im, FixtureID: it.ID, label: &s.Set.Items[i],
 				PairID: fmt.Sprintf("%s-%d", it.ID, s.pass), Repeat: s.pass})
 		}
 	}
@@ -566,12 +569,13 @@ func NewReplaySource(dir *record.Dir, targets int, set *fixtures.Set) (*ReplaySo
 			continue
 		}
 		im := vision.NewImage(b)
-		var fxID, cat string
-		if it, ok := set.BySHA(r.sha); ok {
-			fxID, cat = it.ID, it.Category
+		var fxID string
+		label := set.Ref(r.sha)
+		if label != nil {
+			fxID = label.ID
 		}
 		for t := 0; t < targets; t++ {
-			s.jobs = append(s.jobs, Job{Offset: r.t.Sub(recs[0].t), Target: t, Image: im, FixtureID: fxID, category: cat, PairID: "replay-" + r.pairID})
+			s.jobs = append(s.jobs, Job{Offset: r.t.Sub(recs[0].t), Target: t, Image: im, FixtureID: fxID, label: label, PairID: "replay-" + r.pairID})
 		}
 	}
 	if len(s.jobs) == 0 {

@@ -234,13 +234,6 @@ type ModelPrice struct {
 	ImageTokens string `yaml:"image_tokens"`
 }
 
-// Cost returns the price of one call's tokens in p.Currency.
-func (p ModelPrice) Cost(input, cached, output int64) float64 {
-	uncached := max(input-cached, 0)
-	return (float64(uncached)*p.InputPerMillion + float64(cached)*p.CachedInputPerMillion +
-		float64(output)*p.OutputPerMillion) / 1e6
-}
-
 // Latency is a log-normal distribution given by two of its figures: the
 // median (or the mean) and the 99th percentile.
 type Latency struct {
@@ -632,34 +625,4 @@ func (c *Config) Digest() string {
 	b, _ := json.Marshal(c)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-// ToUSD converts an amount in currency to USD with the fx table.
-func (c *Config) ToUSD(amount float64, currency string) (float64, bool) {
-	if currency == "" || currency == "USD" {
-		return amount, true
-	}
-	r, ok := c.FX[currency]
-	return amount * r, ok
-}
-
-// CostOf returns the price of calls calls in one month, in p.Currency,
-// walking the tiers in order.
-func (p Pricing) CostOf(calls int64) float64 {
-	var cost float64
-	var from int64
-	for _, t := range p.Tiers {
-		to := t.UpTo
-		if to == 0 || to > calls {
-			to = calls
-		}
-		if to > from {
-			cost += float64(to-from) / 1000 * t.Per1000
-			from = to
-		}
-		if from >= calls {
-			break
-		}
-	}
-	return cost
 }

@@ -31,8 +31,8 @@ func TestLoadOK(t *testing.T) {
 	if p.Credentials.SecretAccessKey.Value() != "sk-very-secret-value" {
 		t.Errorf("secret not expanded")
 	}
-	if got, ok := c.ToUSD(100, "CNY"); !ok || got < 13.999 || got > 14.001 {
-		t.Errorf("ToUSD: got %v %v", got, ok)
+	if got := c.FX["CNY"]; got != 0.14 {
+		t.Errorf("fx.CNY: got %v, want 0.14", got)
 	}
 	s := c.Simulate["legacy"]
 	if s.Profile.Peak.Zone.Loc().String() != "Asia/Singapore" || s.Profile.Peak.Start.Minutes() != 540 || s.Profile.Peak.Latency.P99.D() != 2300*time.Millisecond {
@@ -126,22 +126,6 @@ func TestErrorCases(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q:\ngot  %v\nwant %q", tc.yaml, err, tc.want)
 		}
-	}
-}
-
-func TestPricingCost(t *testing.T) {
-	p := Pricing{Currency: "USD", Tiers: []Tier{{UpTo: 1_000_000, Per1000: 1}, {Per1000: 0.8}}}
-	for _, tc := range []struct {
-		calls int64
-		want  float64
-	}{{0, 0}, {1000, 1}, {1_000_000, 1000}, {1_500_000, 1400}} {
-		if got := p.CostOf(tc.calls); got != tc.want {
-			t.Errorf("CostOf(%d): got %v, want %v", tc.calls, got, tc.want)
-		}
-	}
-	flat := Pricing{Tiers: []Tier{{Per1000: 0.45}}}
-	if got := flat.CostOf(1_500_000); got != 675 {
-		t.Errorf("flat: got %v", got)
 	}
 }
 

@@ -2,6 +2,10 @@ package config
 
 import "math"
 
+// DefaultMonthlyVolume is 50,000 images a day for 30 days: the volume the
+// migration story is priced at (report.daily_volume's default × 30).
+const DefaultMonthlyVolume = 50_000 * 30
+
 // Report configures `cutover report` and the proxy's /report page.
 type Report struct {
 	// Baseline is the provider the others are compared with. Default: the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cutover/cutover/compare"
 	"github.com/cutover/cutover/record"
 )
 
@@ -195,11 +196,20 @@ type ProviderStatus struct {
 	MaxMS float64 `json:"max_ms"`
 }
 
-// Agreement is live top-1 agreement over pairs where both answered.
+// Agreement is live agreement over pairs where both answered, scored by
+// the report's own functions (compare): the same pairs give the report's
+// numbers.
 type Agreement struct {
 	Pairs int64    `json:"pairs"`
 	Agree int64    `json:"agree"`
 	Rate  *float64 `json:"rate"`
+	// Top1 is the top-1 agreement with its Wilson 95 % interval.
+	Top1 compare.Rate `json:"top1"`
+	// TopKJaccard is the mean Jaccard overlap of the top-k category sets.
+	TopK        int          `json:"top_k"`
+	TopKJaccard compare.Mean `json:"topk_jaccard"`
+	// Attributes is agreement per attribute kind (colour within report.color_delta_e).
+	Attributes []compare.KindRate `json:"attributes"`
 }
 
 // MirrorStatus is the mirror's live state.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/rekognition"
@@ -45,13 +46,14 @@ func TestClientAuthentication(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	img := e.images(t)[0]
 	body := []byte(`{"Image":{"Bytes":"` + b64(img) + `"},"MaxLabels":10}`)
+	now := time.Now().UTC()
 	raw := func(auth string) result {
 		r, _ := http.NewRequest(http.MethodPost, e.proxyURL+"/", bytes.NewReader(body))
 		r.Header.Set("Content-Type", vrek.ContentType)
 		r.Header.Set("X-Amz-Target", vrek.Target)
 		if auth != "" {
 			r.Header.Set("Authorization", auth)
-			r.Header.Set("X-Amz-Date", "20261203T090000Z")
+			r.Header.Set("X-Amz-Date", now.Format("20060102T150405Z"))
 		}
 		return do(r)
 	}
@@ -62,7 +64,7 @@ func TestClientAuthentication(t *testing.T) {
 	}{
 		{"no signature", func() result { return raw("") }, "MissingAuthenticationTokenException"},
 		{"forged signature", func() result {
-			return raw("AWS4-HMAC-SHA256 Credential=" + clientAK + "/20261203/ap-southeast-1/rekognition/aws4_request, SignedHeaders=host;x-amz-date, Signature=" + strings.Repeat("ab", 32))
+			return raw("AWS4-HMAC-SHA256 Credential=" + clientAK + "/" + now.Format("20060102") + "/ap-southeast-1/rekognition/aws4_request, SignedHeaders=host;x-amz-date, Signature=" + strings.Repeat("ab", 32))
 		}, "InvalidSignatureException"},
 	} {
 		got := tc.send()

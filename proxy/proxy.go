@@ -35,6 +35,7 @@ import (
 	"github.com/oklog/run"
 	"golang.org/x/time/rate"
 
+	"github.com/cutover/cutover/compare"
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
 	"github.com/cutover/cutover/internal/secret"
@@ -71,23 +72,25 @@ var _ RunRecorder = (*record.Writer)(nil)
 
 // Proxy is one running proxy.
 type Proxy struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	clock   clockwork.Clock
-	rec     RunRecorder
-	scrub   *secret.Scrubber
-	life    *lifecycle
-	met     *metrics
-	front   *frontend
-	mirror  *mirror
-	live    *liveAgreement
-	ctl     *controller // canary and cutover modes
-	brk     *breaker    // cutover mode
-	adm     *admin
-	member  *fleetMember // proxy.fleet; nil for one process
-	up      *upstream
-	cand    *candidate
-	started time.Time
+	cfg    *config.Config
+	log    *slog.Logger
+	clock  clockwork.Clock
+	rec    RunRecorder
+	scrub  *secret.Scrubber
+	life   *lifecycle
+	met    *metrics
+	front  *frontend
+	mirror *mirror
+	live   *liveAgreement
+	// agreement is the live tally of the pairs live joins.
+	agreement *compare.LiveAgreement
+	ctl       *controller // canary and cutover modes
+	brk       *breaker    // cutover mode
+	adm       *admin
+	member    *fleetMember // proxy.fleet; nil for one process
+	up        *upstream
+	cand      *candidate
+	started   time.Time
 
 	ln, aln  net.Listener
 	srv, asv *http.Server
@@ -146,7 +149,7 @@ func New(cfg *config.Config, tx *vision.Taxonomy, rec RunRecorder, opt Options) 
 		if u != nil {
 			in, cached, out = u.InputTokens, u.CachedTokens, u.OutputTokens
 		}
-		return cfg.CallCost(prov, in, cached, out, config.DefaultMonthlyVolume)
+		return compare.CallCost(cfg, prov, in, cached, out, config.DefaultMonthlyVolume)
 	}
 	p.mirror = &mirror{cfg: pc.Mirror, cand: p.cand, up: p.up, rec: rec, life: p.life, clock: p.clock, timeout: mirrorTimeout,
 		primaryTimeout: primary.Timeout.D(), dedupe: &localDedupe{window: pc.Mirror.DedupeWindow.D()},
@@ -217,10 +220,16 @@ func New(cfg *config.Config, tx *vision.Taxonomy, rec RunRecorder, opt Options) 
 	if pc.Mode == config.ModeCutover {
 		p.brk = newBreaker(pc.Breaker, p.clock, p.log, rec, func(s int) { p.met.breaker.Set(float64(s)) })
 	}
+	// Live agreement is scored by the report's own scorer: /admin/status
+	// and the report give the same numbers on the same pairs.
+	p.agreement = compare.NewLiveAgreement(compare.NewScorer(tx, cfg.Report), pc.Primary, pc.Candidate)
 	p.live = &liveAgreement{open: map[string]*openPair{}, now: p.clock.Now, agree: func(a, b *vision.Tags) {
-		if a.Top() != "" && a.Top() == b.Top() {
+		ps, counted := p.agreement.Add(a, b)
+		switch {
+		case !counted:
+		case ps.Top1:
 			p.met.agreement.WithLabelValues("agree").Inc()
-		} else {
+		default:
 			p.met.agreement.WithLabelValues("disagree").Inc()
 		}
 	}}
@@ -451,11 +460,11 @@ func (p *Proxy) Status() Status {
 		s.Providers[name] = ProviderStatus{Count: h.TotalCount(), P50MS: float64(h.ValueAtQuantile(50)) / 1e6,
 			P99MS: float64(h.ValueAtQuantile(99)) / 1e6, MaxMS: float64(h.Max()) / 1e6}
 	}
-	agree := int64(counterValue(p.met.agreement.WithLabelValues("agree")))
-	dis := int64(counterValue(p.met.agreement.WithLabelValues("disagree")))
-	s.Agreement = Agreement{Pairs: agree + dis, Agree: agree}
-	if agree+dis > 0 {
-		r := float64(agree) / float64(agree+dis)
+	a := p.agreement.Snapshot()
+	s.Agreement = Agreement{Pairs: int64(a.Pairs), Agree: int64(a.Top1.K), Top1: a.Top1, TopK: a.TopK, TopKJaccard: a.TopKJaccard,
+		Attributes: a.Attributes}
+	if a.Pairs > 0 {
+		r := a.Top1.Value
 		s.Agreement.Rate = &r
 	}
 	spent, paused := p.mirror.spend.state()

@@ -137,7 +137,7 @@ func TestObservationOrderAndLines(t *testing.T) {
 		fmt.Fprintf(&b, "{\"request_id\":\"r%d\",\"latency_ns\":%d}\n", i, i)
 	}
 	var got []string
-	err := decodeParallel("f", strings.NewReader(b.String()), func(o Observation) error {
+	err := decodeParallel("f", strings.NewReader(b.String()), func(o *Observation, _ int) error {
 		got = append(got, o.RequestID)
 		return nil
 	})
@@ -151,12 +151,12 @@ func TestObservationOrderAndLines(t *testing.T) {
 	}
 	bad := b.String() + "{\"request_id\": 12}\n" + "{\"request_id\":\"x\"}\n"
 	// 5000 lines + 5 blank ones: the bad line is line 5006.
-	if err := decodeParallel("f", strings.NewReader(bad), func(Observation) error { return nil }); err == nil || !strings.Contains(err.Error(), "f:5006:") {
+	if err := decodeParallel("f", strings.NewReader(bad), func(*Observation, int) error { return nil }); err == nil || !strings.Contains(err.Error(), "f:5006:") {
 		t.Errorf("malformed line: %v, want f:5006", err)
 	}
 	stop := errors.New("stop")
 	n := 0
-	if err := decodeParallel("f", strings.NewReader(b.String()), func(Observation) error {
+	if err := decodeParallel("f", strings.NewReader(b.String()), func(*Observation, int) error {
 		n++
 		if n == 700 {
 			return stop
@@ -175,7 +175,7 @@ func FuzzObservations(f *testing.F) {
 	f.Add([]byte("{\"usage\":{\"input_tokens\":1e99}}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n := 0
-		err := decodeParallel("f", bytes.NewReader(b), func(Observation) error { n++; return nil })
+		err := decodeParallel("f", bytes.NewReader(b), func(*Observation, int) error { n++; return nil })
 		if err != nil && !strings.HasPrefix(err.Error(), "f:") {
 			t.Errorf("error without a line: %v", err)
 		}

@@ -18,7 +18,7 @@ func (r *Report) WriteHGRM(dir string) ([]string, error) {
 	}
 	var files []string
 	for _, p := range r.Providers {
-		if p.hist == nil || p.hist.TotalCount() == 0 {
+		if p.Histogram() == nil || p.Histogram().TotalCount() == 0 {
 			continue
 		}
 		path := filepath.Join(dir, unsafeName.ReplaceAllString(p.Name, "_")+".hgrm")
@@ -26,7 +26,7 @@ func (r *Report) WriteHGRM(dir string) ([]string, error) {
 		if err != nil {
 			return files, err
 		}
-		if _, err := p.hist.PercentilesPrint(f, 5, 1e6); err != nil {
+		if _, err := p.Histogram().PercentilesPrint(f, 5, 1e6); err != nil {
 			f.Close()
 			return files, fmt.Errorf("writing %s: %w", path, err)
 		}

@@ -1,24 +1,25 @@
-// Package report turns run directories into the go/no-go report: agreement
-// between providers on the same requests, accuracy against labelled
-// fixtures, the statistics that say how far each figure can be trusted,
-// latency, errors and cost, and the verdict of the configured gates.
+// Package reports turns what compare measured over run directories into
+// the go/no-go report: the configured gates judged on the candidate, the
+// verdict, and the renderers (terminal, Markdown, HTML with SVG charts,
+// JSON, HdrHistogram percentile files), plus the live report page a proxy
+// serves (LiveHandler).
 //
-// Build streams observations (it never holds a run in memory: a report
-// over a million observations needs well under 500 MB) and merges any
-// number of run directories, HDR histograms losslessly. The Report it
-// returns is the JSON format; Term, Markdown and HTML render it.
+// Build measures the runs with compare.Measure (observations streamed,
+// any number of run directories merged, HDR histograms losslessly) and
+// judges them. The Report it returns is the JSON format; Term, Markdown
+// and HTML render it.
 //
 // Every rate carries its Wilson 95 % interval, the paired accuracy
 // difference its Newcombe interval, p99 an order-statistic interval. A
 // gate passes only when its whole interval is on the right side of the
-// threshold. Report does not fetch anything and does not judge a run by
-// anything but its recorded observations and the config.
+// threshold. reports does not measure anything itself, fetch anything, or
+// judge a run by anything but its recorded observations and the config.
 package reports
 
 import (
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/cutover/cutover/compare"
 )
 
 // Verdicts, and the exit codes `cutover report` maps them to.
@@ -57,38 +58,65 @@ type Report struct {
 	Settings  map[string]float64 `json:"settings"`
 	// TimeZone is the zone of the hour-of-day tables.
 	TimeZone string `json:"time_zone"`
-	// Observations is how many observation lines were read.
+	// Observations is how many observations were measured: every line
+	// read, less repeats of a request_id and lines skipped as invalid.
 	Observations int64    `json:"observations"`
 	Notes        []string `json:"notes,omitempty"`
+	// DuplicateObservations counts lines dropped because their request_id
+	// was already read in the same run (a note says where).
+	DuplicateObservations int64 `json:"duplicate_observations,omitempty"`
+	// SkippedObservations counts observations without request_id,
+	// provider or role that --lenient skipped (a note names them).
+	SkippedObservations int64 `json:"skipped_observations,omitempty"`
+	// MissingFiles lists files run.json names that were not there
+	// (--lenient; a note says so).
+	MissingFiles []string `json:"missing_files,omitempty"`
 }
 
-// RunInfo identifies one merged run directory.
-type RunInfo struct {
-	Path         string     `json:"path"`
-	Kind         string     `json:"kind"`
-	Mode         string     `json:"mode"`
-	ConfigDigest string     `json:"config_digest"`
-	Started      time.Time  `json:"started"`
-	Ended        *time.Time `json:"ended,omitempty"`
-	Dropped      int64      `json:"dropped_observations"`
-}
-
-// Rate is a share k/n with its Wilson 95 % interval.
-type Rate struct {
-	K     int     `json:"k"`
-	N     int     `json:"n"`
-	Value float64 `json:"value"`
-	Lo    float64 `json:"lo"`
-	Hi    float64 `json:"hi"`
-}
-
-// Mean is an average with its normal-approximation 95 % interval.
-type Mean struct {
-	N     int     `json:"n"`
-	Value float64 `json:"value"`
-	Lo    float64 `json:"lo"`
-	Hi    float64 `json:"hi"`
-}
+// The measured figures are compare's types; their names here are the
+// JSON format's.
+type (
+	// RunInfo identifies one merged run directory.
+	RunInfo = compare.RunInfo
+	// Rate is a share k/n with its Wilson 95 % interval.
+	Rate = compare.Rate
+	// Mean is an average with its normal-approximation 95 % interval.
+	Mean = compare.Mean
+	// Coverage is what the proxies saw and mirrored.
+	Coverage = compare.Coverage
+	// ProviderReport is everything measured about one provider.
+	ProviderReport = compare.ProviderStats
+	// CodeCount is one typed error code's share of calls.
+	CodeCount = compare.CodeCount
+	// Latency is a latency distribution in milliseconds.
+	Latency = compare.Latency
+	// SpectrumPoint is one point of a percentile spectrum.
+	SpectrumPoint = compare.SpectrumPoint
+	// HourStats is latency within one hour of the day.
+	HourStats = compare.HourStats
+	// Accuracy is one provider scored against the fixture labels.
+	Accuracy = compare.Accuracy
+	// GroupRate is a rate within a category group.
+	GroupRate = compare.GroupRate
+	// KindRate is a rate for an attribute kind.
+	KindRate = compare.KindRate
+	// ClassMetrics is one category's precision, recall and F1.
+	ClassMetrics = compare.ClassMetrics
+	// PRF is an averaged precision, recall and F1.
+	PRF = compare.PRF
+	// Cost is one provider's price and projection.
+	Cost = compare.Cost
+	// Tier is one pricing band.
+	Tier = compare.Tier
+	// Agreement compares two providers on the same requests.
+	Agreement = compare.Agreement
+	// MatchedAgreement is agreement at one matched confidence level.
+	MatchedAgreement = compare.MatchedAgreement
+	// PairedAccuracy compares two providers' top-1 accuracy on the same images.
+	PairedAccuracy = compare.PairedAccuracy
+	// TimelineEvent is one run event (mirror paused, rollback, shutdown …).
+	TimelineEvent = compare.TimelineEvent
+)
 
 // GateResult is one gate's judgement.
 type GateResult struct {
@@ -104,222 +132,6 @@ type GateResult struct {
 	N      int    `json:"n"`
 	Status string `json:"status"`
 	Note   string `json:"note,omitempty"`
-}
-
-// Coverage is what the proxies saw and mirrored.
-type Coverage struct {
-	Seen     int64            `json:"seen"`
-	Classify int64            `json:"classify"`
-	Mirrored int64            `json:"mirrored"`
-	Rate     Rate             `json:"mirrored_share"`
-	Skipped  map[string]int64 `json:"skipped"`
-}
-
-// ProviderReport is everything measured about one provider.
-type ProviderReport struct {
-	Name   string `json:"name"`
-	Role   string `json:"role"`
-	Format string `json:"format,omitempty"`
-	Model  string `json:"model,omitempty"`
-	// Calls counts observations; OK those answered without an error.
-	Calls int `json:"calls"`
-	OK    int `json:"ok"`
-	// Cancelled counts calls cutover itself cancelled (a hedge's loser):
-	// not in Calls, not errors, latency unknown.
-	Cancelled int         `json:"cancelled,omitempty"`
-	ErrorRate Rate        `json:"error_rate"`
-	Errors    []CodeCount `json:"errors"`
-	Latency   Latency     `json:"latency"`
-	ByHour    []HourStats `json:"latency_by_hour"`
-	Accuracy  *Accuracy   `json:"accuracy,omitempty"`
-	// SelfAgreement is the noise floor: how often repeats of the same
-	// image get the same top category (bench runs with --repeat).
-	SelfAgreement *Rate `json:"self_agreement,omitempty"`
-	Cost          *Cost `json:"cost,omitempty"`
-
-	hist *hdrhistogram.Histogram
-}
-
-// CodeCount is one typed error code's share of calls.
-type CodeCount struct {
-	Code string `json:"code"`
-	Rate Rate   `json:"rate"`
-}
-
-// Latency is a latency distribution in milliseconds.
-type Latency struct {
-	Count int64   `json:"count"`
-	Mean  float64 `json:"mean_ms"`
-	P50   float64 `json:"p50_ms"`
-	P90   float64 `json:"p90_ms"`
-	P99   float64 `json:"p99_ms"`
-	P999  float64 `json:"p999_ms"`
-	Max   float64 `json:"max_ms"`
-	// P99Lo and P99Hi bound p99 (order-statistic 95 % interval). When
-	// P99Bounded is false there are too few samples for an upper bound and
-	// P99Hi is the maximum.
-	P99Lo      float64 `json:"p99_lo_ms"`
-	P99Hi      float64 `json:"p99_hi_ms"`
-	P99Bounded bool    `json:"p99_bounded"`
-	// Spectrum is the percentile spectrum (the HdrHistogram plot).
-	Spectrum []SpectrumPoint `json:"spectrum,omitempty"`
-	// Source is hlog (merged interval logs) or observations.
-	Source string `json:"source"`
-}
-
-// SpectrumPoint is one point of a percentile spectrum.
-type SpectrumPoint struct {
-	Percentile float64 `json:"percentile"`
-	Ms         float64 `json:"ms"`
-}
-
-// HourStats is latency within one hour of the day.
-type HourStats struct {
-	Hour  int     `json:"hour"`
-	Count int64   `json:"count"`
-	P50   float64 `json:"p50_ms"`
-	P99   float64 `json:"p99_ms"`
-}
-
-// Accuracy is one provider scored against the fixture labels.
-type Accuracy struct {
-	// Top1 is the share of answered, labelled images whose top category is
-	// the label (errors are not answers: see error_rate).
-	Top1 Rate `json:"top1"`
-	// Misclassification is 1 − top-1 accuracy per category group.
-	Misclassification []GroupRate `json:"misclassification"`
-	// Attributes is accuracy per attribute kind (colour within
-	// report.color_delta_e CIEDE2000).
-	Attributes  []KindRate     `json:"attributes"`
-	PerCategory []ClassMetrics `json:"per_category"`
-	// Micro, Macro and Weighted averages follow scikit-learn's
-	// precision_recall_fscore_support (zero_division = 0, labels = every
-	// label seen as truth or prediction).
-	Micro    PRF `json:"micro"`
-	Macro    PRF `json:"macro"`
-	Weighted PRF `json:"weighted"`
-	// Confusion counts truth → prediction ("(none)" when nothing was predicted).
-	Confusion map[string]map[string]int `json:"confusion"`
-}
-
-// GroupRate is a rate within a category group.
-type GroupRate struct {
-	Group string `json:"group"`
-	Rate  Rate   `json:"rate"`
-}
-
-// KindRate is a rate for an attribute kind.
-type KindRate struct {
-	Kind string `json:"kind"`
-	Rate Rate   `json:"rate"`
-}
-
-// ClassMetrics is one category's precision, recall and F1.
-type ClassMetrics struct {
-	Category  string  `json:"category"`
-	Support   int     `json:"support"`
-	Predicted int     `json:"predicted"`
-	Precision float64 `json:"precision"`
-	Recall    float64 `json:"recall"`
-	F1        float64 `json:"f1"`
-}
-
-// PRF is an averaged precision, recall and F1.
-type PRF struct {
-	Precision float64 `json:"precision"`
-	Recall    float64 `json:"recall"`
-	F1        float64 `json:"f1"`
-}
-
-// Cost is one provider's price and projection, in USD (fx from config).
-type Cost struct {
-	// Basis is tiers (per-call price from pricing.tiers) or tokens (the
-	// mean observed token cost of a call).
-	Basis    string `json:"basis"`
-	Currency string `json:"currency"`
-	// Per1000 is the price of 1,000 calls at the projected volume in the
-	// provider's currency; Per1000USD the same in USD.
-	Per1000    float64 `json:"per_1000"`
-	Per1000USD float64 `json:"per_1000_usd"`
-	Tiers      []Tier  `json:"tiers,omitempty"`
-	// MonthlyVolume is the calls a month projected (report.daily_volume·30).
-	MonthlyVolume int64 `json:"monthly_volume"`
-	// MonthlyUSD is the projected monthly cost; Lo/Hi its 95 % interval
-	// (equal to it for tiered prices, which are exact).
-	MonthlyUSD   float64 `json:"monthly_usd"`
-	MonthlyLoUSD float64 `json:"monthly_lo_usd"`
-	MonthlyHiUSD float64 `json:"monthly_hi_usd"`
-	// PerCorrectTagUSD is the price of one correctly tagged image: cost
-	// per call divided by the share of calls answered with the right top
-	// category (failed calls included in the denominator).
-	PerCorrectTagUSD float64 `json:"per_correct_tag_usd,omitempty"`
-	// SpentUSD is what the recorded calls cost (for a proxy's candidate:
-	// the mirror's own spend).
-	SpentUSD float64 `json:"spent_usd"`
-}
-
-// Tier is one pricing band.
-type Tier struct {
-	UpTo    int64   `json:"up_to,omitempty"`
-	Per1000 float64 `json:"per_1000"`
-}
-
-// Agreement compares two providers on the same requests.
-type Agreement struct {
-	A     string `json:"a"`
-	B     string `json:"b"`
-	Pairs int    `json:"pairs"`
-	// Top1 is the share of pairs (both answered) with the same top category.
-	Top1 Rate `json:"top1"`
-	// TopKJaccard is the mean Jaccard overlap of the top-k category sets.
-	TopK        int  `json:"top_k"`
-	TopKJaccard Mean `json:"topk_jaccard"`
-	// Attributes is agreement per attribute kind, over pairs where both
-	// gave one (colour within report.color_delta_e).
-	Attributes []KindRate `json:"attributes"`
-	// Matched is top-1 agreement when each provider keeps only its most
-	// confident answers, at thresholds chosen so that each keeps the same
-	// share (confidence scales differ between providers).
-	Matched []MatchedAgreement `json:"matched_confidence"`
-}
-
-// MatchedAgreement is agreement at one matched confidence level.
-type MatchedAgreement struct {
-	// Keep is the share of each provider's answers above its threshold.
-	Keep       float64 `json:"keep"`
-	ThresholdA float64 `json:"threshold_a"`
-	ThresholdB float64 `json:"threshold_b"`
-	Top1       Rate    `json:"top1"`
-}
-
-// PairedAccuracy compares two providers' top-1 accuracy on the same images.
-type PairedAccuracy struct {
-	A string `json:"a"`
-	B string `json:"b"`
-	N int    `json:"n"`
-	// Both right, only A right (b), only B right (c), neither.
-	Both    int     `json:"both_right"`
-	OnlyA   int     `json:"only_a_right"`
-	OnlyB   int     `json:"only_b_right"`
-	Neither int     `json:"neither_right"`
-	AccA    float64 `json:"accuracy_a"`
-	AccB    float64 `json:"accuracy_b"`
-	// Diff is accuracy B − A = (c − b)/n with Newcombe's 95 % interval.
-	Diff   float64 `json:"diff"`
-	DiffLo float64 `json:"diff_lo"`
-	DiffHi float64 `json:"diff_hi"`
-	// McNemar's exact p-value and mid-p for "same accuracy".
-	McNemarP    float64 `json:"mcnemar_p"`
-	McNemarMidP float64 `json:"mcnemar_mid_p"`
-}
-
-// TimelineEvent is one run event (mirror paused, rollback, shutdown …).
-type TimelineEvent struct {
-	Time   time.Time      `json:"time"`
-	Run    string         `json:"run"`
-	Kind   string         `json:"kind"`
-	Detail string         `json:"detail"`
-	Data   map[string]any `json:"data,omitempty"`
 }
 
 // Provider returns the named provider's report, or nil.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutover/cutover/compare"
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
 	"github.com/cutover/cutover/internal/jsonx"
@@ -22,35 +23,6 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
-
-// The scikit-learn example from REFERENCE.md: y_true = cat dog pig cat dog
-// pig, y_pred = cat pig dog cat cat dog.
-func TestSklearnConventions(t *testing.T) {
-	conf := map[string]map[string]int{}
-	yt := []string{"cat", "dog", "pig", "cat", "dog", "pig"}
-	yp := []string{"cat", "pig", "dog", "cat", "cat", "dog"}
-	for i := range yt {
-		if conf[yt[i]] == nil {
-			conf[yt[i]] = map[string]int{}
-		}
-		conf[yt[i]][yp[i]]++
-	}
-	per, micro, macro, _ := classMetrics(conf)
-	near := func(got, want float64) bool { return math.Abs(got-want) < 5e-4 }
-	if !near(macro.Precision, 0.222) || !near(macro.Recall, 0.333) || !near(macro.F1, 0.267) {
-		t.Errorf("macro = %+v, want P 0.222 R 0.333 F1 0.267", macro)
-	}
-	if !near(micro.Precision, 0.333) || !near(micro.F1, 0.333) {
-		t.Errorf("micro = %+v, want 0.333", micro)
-	}
-	want := map[string][3]float64{"cat": {0.667, 1, 0.8}, "dog": {0, 0, 0}, "pig": {0, 0, 0}}
-	for _, m := range per {
-		w := want[m.Category]
-		if !near(m.Precision, w[0]) || !near(m.Recall, w[1]) || !near(m.F1, w[2]) {
-			t.Errorf("%s: P %.3f R %.3f F1 %.3f, want %v", m.Category, m.Precision, m.Recall, m.F1, w)
-		}
-	}
-}
 
 func TestJudge(t *testing.T) {
 	cfg := testConfig(t)
@@ -65,7 +37,7 @@ func TestJudge(t *testing.T) {
 		{"straddles", 5, 1000, Inc},      // [0.21, 1.17] %
 		{"too few", 0, 50, Inc},          // fewer than min_samples
 	} {
-		r := &Report{Candidate: "cand", Providers: []*ProviderReport{{Name: "cand", ErrorRate: rate(tc.errK, tc.n)}}}
+		r := &Report{Candidate: "cand", Providers: []*ProviderReport{{Name: "cand", ErrorRate: compare.NewRate(tc.errK, tc.n)}}}
 		g := config.Gates{MinSamples: 100, ErrorRate: cfg.Gates.ErrorRate}
 		evaluate(r, g, cfg)
 		if r.Gates[0].Status != tc.status {
@@ -381,7 +353,7 @@ func TestMergeRuns(t *testing.T) {
 		for i := range 500 {
 			for _, prov := range []string{"a", "b"} {
 				w.Record(record.Observation{RequestID: fmt.Sprint(i, prov), PairID: fmt.Sprint(i), Time: t0.Add(time.Duration(i) * time.Second),
-					Provider: prov, Status: 200, LatencyNS: int64(k*1000+i+1) * 1e6, ImageSHA256: sha(i),
+					Provider: prov, Role: "bench", Status: 200, LatencyNS: int64(k*1000+i+1) * 1e6, ImageSHA256: sha(i),
 					Tags: &vision.Tags{Categories: []vision.Scored{{Value: "accessories/watches", Confidence: 0.9}}}})
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cutover/cutover/compare"
 	"github.com/cutover/cutover/internal/table"
 )
 
@@ -138,7 +139,7 @@ func sections(r *Report) []section {
 	out = append(out, mis)
 
 	attr := section{title: "Attribute accuracy", header: append([]string{"kind"}, mis.header[1:]...)}
-	for _, k := range kinds {
+	for _, k := range compare.Kinds() {
 		row, any := []string{string(k)}, false
 		for _, p := range r.Providers {
 			if p.Accuracy == nil {
@@ -180,7 +181,7 @@ func sections(r *Report) []section {
 	for _, a := range r.Agreement {
 		row := []string{a.A + " ↔ " + a.B, thousands(float64(a.Pairs)), rateStr(a.Top1),
 			fmt.Sprintf("%.3f [%.3f, %.3f] (k=%d)", a.TopKJaccard.Value, a.TopKJaccard.Lo, a.TopKJaccard.Hi, a.TopK)}
-		for _, k := range kinds {
+		for _, k := range compare.Kinds() {
 			cell := "–"
 			for _, x := range a.Attributes {
 				if x.Kind == string(k) {

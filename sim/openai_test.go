@@ -13,6 +13,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 
+	"github.com/cutover/cutover/compare"
 	"github.com/cutover/cutover/compare/stats"
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
@@ -158,7 +159,7 @@ func TestHolySheepProfile(t *testing.T) {
 		cc, outTokens := m.completion(req, out)
 		lats = append(lats, float64(out.Latency+time.Duration(outTokens)*s.Profile.LLM.PerOutputToken.D()))
 		u := cc.Usage
-		cost += price.Cost(u.PromptTokens, u.PromptTokensDetails.CachedTokens, u.CompletionTokens)
+		cost += compare.TokenCost(*price, u.PromptTokens, u.PromptTokensDetails.CachedTokens, u.CompletionTokens)
 		if res, err := oc.DecodeCompletion(cc, nil); err == nil {
 			scored++
 			if tx.Normalize("openai", res).Top() != it.Category {

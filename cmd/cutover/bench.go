@@ -16,7 +16,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/cutover/cutover/bench"
-	"github.com/cutover/cutover/compare/stats"
 	"github.com/cutover/cutover/fixtures"
 	"github.com/cutover/cutover/internal/table"
 	"github.com/cutover/cutover/record"
@@ -190,6 +189,9 @@ func snapshotLine(s bench.Snapshot, mode string) string {
 	fmt.Fprintf(&b, "%s %5.0fs %7d sent %7.1f/s %d errors %d throttled %d missed", mode, s.Elapsed.Seconds(), s.Sent, s.AchievedRate, s.Errors, s.Throttled, s.MissedStarts)
 	for _, p := range s.Providers {
 		fmt.Fprintf(&b, " | %s p50 %s p99 %s", p.Name, ms(p.P50), ms(p.P99))
+		if p.Top1.N > 0 {
+			fmt.Fprintf(&b, " top-1 %.1f%%", 100*p.Top1.Value)
+		}
 	}
 	return b.String()
 }
@@ -226,9 +228,8 @@ func printBenchSummary(w io.Writer, s bench.Summary, dir string) {
 			return fmt.Sprintf("%.1f", float64(h.ValueAtQuantile(pct))/1e6)
 		}
 		acc := "–"
-		if p.Scored > 0 {
-			lo, hi := stats.Wilson(int(p.Right), int(p.Scored), stats.Z95)
-			acc = fmt.Sprintf("%.1f%% [%.1f–%.1f]", 100*float64(p.Right)/float64(p.Scored), 100*lo, 100*hi)
+		if p.Stats != nil && p.Stats.Accuracy != nil {
+			acc = rateCell(p.Stats.Accuracy.Top1)
 		}
 		rows = append(rows, []string{p.Name, fmt.Sprint(p.Requests), fmt.Sprint(p.Throttled), e,
 			q(p.Corrected, 50), q(p.Corrected, 90), q(p.Corrected, 99), q(p.Corrected, 99.9), fmt.Sprintf("%.1f", float64(p.Corrected.Max())/1e6),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -9,12 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
-
-	"github.com/cutover/cutover/compare/stats"
+	"github.com/cutover/cutover/compare"
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
 	"github.com/cutover/cutover/internal/table"
+	"github.com/cutover/cutover/record"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/formats"
 )
@@ -58,6 +58,7 @@ func classifyCmd() *command {
 			if len(items) > *n {
 				items = items[:*n]
 			}
+			scorer := compare.NewScorer(l.tx, l.cfg.Report)
 			var rows [][]string
 			for _, name := range names {
 				p, ok := l.cfg.Providers[name]
@@ -68,17 +69,17 @@ func classifyCmd() *command {
 				if err != nil {
 					return err
 				}
-				s, err := classifyAll(ctx, c, l.tx, l.fx, items, *conc)
-				if err != nil {
+				k := &classifier{name: name, client: c, tx: l.tx, cfg: l.cfg, provider: p, tally: compare.NewTally(name, scorer, l.cfg)}
+				if err := k.classifyAll(ctx, l.fx, items, *conc); err != nil {
 					return err
 				}
-				rows = append(rows, append(s.row(name, string(p.Format)), costCell(l.cfg, p, s)))
+				rows = append(rows, classifyRow(k.tally.Stats(), string(p.Format)))
 				if ctx.Err() != nil {
 					break
 				}
 			}
 			fmt.Fprintf(env.Stdout, "%d fixture images per provider, %d in flight; latency from send to last byte; intervals are Wilson 95 %%\n", len(items), *conc)
-			fmt.Fprintf(env.Stdout, "cost: USD per 1,000 calls at %d calls a month (tiered prices), or from each call's token usage (openai)\n", monthlyCalls)
+			fmt.Fprintf(env.Stdout, "cost: USD per 1,000 calls at %d calls a month (tiered prices), or from each call's token usage (openai)\n", l.cfg.Report.MonthlyVolume())
 			return table.Render(env.Stdout, []string{"provider", "format", "requests", "errors", "p50", "p99", "top-1 accuracy", "fashion misclassified", "colour accuracy", "USD / 1,000"}, rows, false)
 		},
 	}
@@ -94,62 +95,39 @@ func splitNames(s string) []string {
 	return out
 }
 
-// monthlyCalls is the volume tiered prices are read at: 50,000 images a day.
-const monthlyCalls = 50_000 * 30
-
-// costCell is the price of 1,000 calls in USD: from the measured token
-// usage for openai providers, from the tiers at monthlyCalls otherwise.
-func costCell(cfg *config.Config, p *config.Provider, s *classifySummary) string {
-	if p.Format == config.FormatOpenAI {
-		mp := cfg.Models[p.Model]
-		if mp == nil || s.calls == 0 {
-			return "–"
-		}
-		native := mp.Cost(s.usage.InputTokens, s.usage.CachedTokens, s.usage.OutputTokens) / float64(s.calls) * 1000
-		usd, ok := cfg.ToUSD(native, mp.Currency)
-		if !ok {
-			return "–"
-		}
-		return fmt.Sprintf("$%.3f", usd)
-	}
-	if len(p.Pricing.Tiers) == 0 {
-		return "–"
-	}
-	usd, ok := cfg.ToUSD(p.Pricing.CostOf(monthlyCalls)/monthlyCalls*1000, p.Pricing.Currency)
-	if !ok {
-		return "–"
-	}
-	return fmt.Sprintf("$%.3f", usd)
+// classifier classifies fixture images through one provider's client.
+type classifier struct {
+	name     string
+	client   *vision.Client
+	tx       *vision.Taxonomy
+	cfg      *config.Config
+	provider *config.Provider
+	tally    *compare.Tally
 }
 
-type classifySummary struct {
-	usage                  vision.Usage
-	calls                  int // calls that reported usage (failed LLM answers included: they cost)
-	mu                     sync.Mutex
-	hist                   *hdrhistogram.Histogram
-	requests               int
-	errors                 map[vision.Code]int
-	right, scored          int
-	fashionWrong, fashionN int
-	colourRight, colourN   int
-}
-
-func classifyAll(ctx context.Context, c *vision.Client, tx *vision.Taxonomy, fx *fixtures.Set, items []fixtures.Item, conc int) (*classifySummary, error) {
-	s := &classifySummary{hist: hdrhistogram.New(1_000, 60_000_000_000, 3), errors: map[vision.Code]int{}}
+// classifyAll sends items through the client, conc at a time, and adds
+// each call to the tally as an observation recorded the way bench records
+// it (priced with compare.PriceCall), labelled with its fixture item. It
+// stops early when ctx ends; the first image that cannot be read is
+// returned as an error after the others are done.
+func (k *classifier) classifyAll(ctx context.Context, fx *fixtures.Set, items []fixtures.Item, conc int) error {
+	c := k.client
 	format := c.Codec.Format()
-	next := make(chan fixtures.Item)
+	next := make(chan int)
 	var wg sync.WaitGroup
+	var mu sync.Mutex
 	var readErr error
 	for w := 0; w < conc; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for it := range next {
-				b, err := fx.ReadImage(it)
+			for i := range next {
+				it := &items[i]
+				b, err := fx.ReadImage(*it)
 				if err != nil {
-					s.mu.Lock()
-					readErr = err
-					s.mu.Unlock()
+					mu.Lock()
+					readErr = cmp.Or(readErr, err)
+					mu.Unlock()
 					continue
 				}
 				req := vision.Request{Image: vision.NewImage(b), MaxLabels: 10, Attributes: vision.AttributeKinds}
@@ -158,88 +136,73 @@ func classifyAll(ctx context.Context, c *vision.Client, tx *vision.Taxonomy, fx 
 				}
 				start := time.Now()
 				res, err := c.Do(ctx, req)
-				d := time.Since(start)
-				s.mu.Lock()
-				s.requests++
-				s.hist.RecordValue(max(d.Nanoseconds(), 1_000))
-				u := res.Usage
+				o := record.Observation{RequestID: it.ID, Time: start, Provider: k.name, Role: record.RoleBench, Status: 200,
+					LatencyNS: time.Since(start).Nanoseconds(), ImageSHA256: req.Image.SHA256, ImageSize: req.Image.Size, FixtureID: it.ID, Usage: res.Usage}
 				if err != nil {
-					u = vision.AsError(err).Usage
+					e := vision.AsError(err)
+					o.Status, o.Code, o.Usage = e.Status, string(e.Code), e.Usage
+				} else {
+					tags := k.tx.Normalize(format, res)
+					o.Tags = &tags
 				}
-				if u != nil {
-					s.calls++
-					s.usage.InputTokens += u.InputTokens
-					s.usage.CachedTokens += u.CachedTokens
-					s.usage.OutputTokens += u.OutputTokens
-				}
-				if err != nil {
-					s.errors[vision.ErrorCode(err)]++
-					s.mu.Unlock()
-					continue
-				}
-				tags := tx.Normalize(format, res)
-				s.scored++
-				ok := tags.Top() == it.Category
-				if ok {
-					s.right++
-				}
-				if it.Group == "fashion" {
-					s.fashionN++
-					if !ok {
-						s.fashionWrong++
-					}
-				}
-				if want, has := it.Attributes[vision.KindColor]; has {
-					s.colourN++
-					if tags.TopAttribute(vision.KindColor) == want {
-						s.colourRight++
-					}
-				}
-				s.mu.Unlock()
+				compare.PriceCall(k.cfg, k.provider, &o)
+				k.tally.Add(&o, it)
 			}
 		}()
 	}
 feed:
-	for _, it := range items {
+	for i := range items {
 		select {
-		case next <- it:
+		case next <- i:
 		case <-ctx.Done():
 			break feed
 		}
 	}
 	close(next)
 	wg.Wait()
-	return s, readErr
+	return readErr
 }
 
-func (s *classifySummary) row(name, format string) []string {
+// classifyRow is one provider's row: requests, errors by typed code,
+// latency, top-1 accuracy, fashion misclassification, colour accuracy
+// and the price of 1,000 calls, all as `cutover report` computes them.
+func classifyRow(s *compare.ProviderStats, format string) []string {
 	var errs []string
-	total := 0
-	for _, c := range vision.Codes {
-		if n := s.errors[c]; n > 0 {
-			errs = append(errs, fmt.Sprintf("%d %s", n, c))
-			total += n
-		}
+	for _, e := range s.Errors {
+		errs = append(errs, fmt.Sprintf("%d %s", e.Rate.K, e.Code))
 	}
 	errCell := "0"
-	if total > 0 {
+	if len(errs) > 0 {
 		errCell = strings.Join(errs, ", ")
 	}
-	ms := func(q float64) string {
-		if s.requests == 0 {
+	msCell := func(v float64) string {
+		if s.Latency.Count == 0 {
 			return "–"
 		}
-		return fmt.Sprintf("%.0f ms", float64(s.hist.ValueAtQuantile(q))/1e6)
+		return fmt.Sprintf("%.0f ms", v)
 	}
-	return []string{name, format, fmt.Sprint(s.requests), errCell, ms(50), ms(99),
-		rate(s.right, s.scored), rate(s.fashionWrong, s.fashionN), rate(s.colourRight, s.colourN)}
+	top1, fashion, colour := "–", "–", "–"
+	if a := s.Accuracy; a != nil {
+		top1 = rateCell(a.Top1)
+		if r, ok := a.Group("fashion"); ok {
+			fashion = rateCell(r)
+		}
+		if r, ok := a.Attribute(string(vision.KindColor)); ok {
+			colour = rateCell(r)
+		}
+	}
+	cost := "–"
+	if s.Cost != nil {
+		cost = fmt.Sprintf("$%.3f", s.Cost.Per1000USD)
+	}
+	return []string{s.Name, format, fmt.Sprint(s.Calls), errCell, msCell(s.Latency.P50), msCell(s.Latency.P99), top1, fashion, colour, cost}
 }
 
-// rate formats k/n as a percentage with its Wilson 95 % interval.
-func rate(k, n int) string {
-	if n == 0 {
+// rateCell formats a rate as a percentage with its Wilson 95 % interval
+// and its counts.
+func rateCell(r compare.Rate) string {
+	if r.N == 0 {
 		return "–"
 	}
-	lo, hi := stats.Wilson(k, n, stats.Z95)
-	return fmt.Sprintf("%.1f%% [%.1f–%.1f] (%d/%d)", 100*float64(k)/float64(n), 100*lo, 100*hi, k, n)
+	return fmt.Sprintf("%.1f%% [%.1f–%.1f] (%d/%d)", 100*r.Value, 100*r.Lo, 100*r.Hi, r.K, r.N)
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -70,7 +68,7 @@ func proxyCmd() *command {
 			}
 			tuneGC(l.cfg)
 			logger := slog.New(slog.NewTextHandler(env.Stderr, nil))
-			page := reportPage(rec, reports.Options{Config: l.cfg, Taxonomy: l.tx, Fixtures: l.fx})
+			page := reports.LiveHandler(rec, reports.Options{Config: l.cfg, Taxonomy: l.tx, Fixtures: l.fx})
 			p, err := proxy.New(l.cfg, l.tx, rec, proxy.Options{Logger: logger, Fixtures: l.fx, Report: page})
 			if err != nil {
 				rec.Close()
@@ -91,54 +89,6 @@ func proxyCmd() *command {
 			return stopErr
 		},
 	}
-}
-
-// reportPage is the proxy's live GET /report: the go/no-go report over the
-// run being recorded, computed afresh on every load (the recorder is
-// flushed first), as HTML or, with ?format=json, as JSON. One report is
-// built at a time: reloads queue rather than pile up work on the machine
-// that carries production traffic.
-func reportPage(rec *record.Writer, opt reports.Options) http.Handler {
-	sem := make(chan struct{}, 1)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		format := r.URL.Query().Get("format")
-		if format != "" && format != "html" && format != "json" {
-			http.Error(w, "format: expected html or json", http.StatusBadRequest)
-			return
-		}
-		select {
-		case sem <- struct{}{}:
-			defer func() { <-sem }()
-		case <-r.Context().Done():
-			return
-		}
-		rec.Flush()
-		d, err := record.Open(rec.Dir())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		rep, err := reports.Build([]*record.Dir{d}, opt)
-		if err != nil {
-			http.Error(w, "building the report: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
-		var buf bytes.Buffer
-		if format == "json" {
-			w.Header().Set("Content-Type", "application/json")
-			err = reports.JSON(&buf, rep)
-		} else {
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			err = reports.HTML(&buf, rep)
-		}
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("X-Cutover-Verdict", rep.Verdict)
-		w.Write(buf.Bytes())
-	})
 }
 
 func proxyCA(env *Env, args []string) error {

@@ -136,8 +136,31 @@ proxy:
 		t.Fatalf("live report after 8 calls: %+v", r.Coverage)
 	}
 	send(4)
-	if r := get(); r.Provider("legacy").Calls != 12 {
+	r := get()
+	if r.Provider("legacy").Calls != 12 {
 		t.Errorf("after a reload: %d calls, want 12", r.Provider("legacy").Calls)
+	}
+	// /admin/status scores the same pairs with the report's functions.
+	resp0, err := http.Get("http://" + admin + "/admin/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Agreement struct {
+			Pairs int64 `json:"pairs"`
+			Top1  struct {
+				K, N int
+			} `json:"top1"`
+			TopKJaccard struct {
+				Value float64 `json:"value"`
+			} `json:"topk_jaccard"`
+		} `json:"agreement"`
+	}
+	json.NewDecoder(resp0.Body).Decode(&st)
+	resp0.Body.Close()
+	if len(r.Agreement) != 1 || st.Agreement.Pairs != int64(r.Agreement[0].Pairs) || st.Agreement.Top1.K != r.Agreement[0].Top1.K ||
+		st.Agreement.Top1.N != r.Agreement[0].Top1.N || st.Agreement.TopKJaccard.Value != r.Agreement[0].TopKJaccard.Value {
+		t.Errorf("/admin/status agreement %+v, the report's %+v", st.Agreement, r.Agreement)
 	}
 	resp, err := http.Get("http://" + admin + "/report")
 	if err != nil {

@@ -32,10 +32,11 @@ func reportCmd() *command {
 	hdrOut := fs.String("hdr-out", "", "also write <provider>.hgrm percentile spectra (HdrHistogram plotter format) to this directory")
 	baseline := fs.String("baseline", "", "provider to compare against (default: report.baseline, else the run's primary)")
 	candidate := fs.String("candidate", "", "provider the gates judge (default: report.candidate, else the run's candidate)")
+	lenient := fs.Bool("lenient", false, "note a file listed in run.json but missing, and skip an observation without request_id, provider or role with a note, instead of failing")
 	return &command{
 		fs:      fs,
 		summary: "compare providers over run directories and judge the gates: GO (exit 0), NO-GO (10), INCONCLUSIVE (11)",
-		usage:   "[--config config.yaml] --format term|md|html|json [--out FILE] [--hdr-out DIR] RUN_DIR...",
+		usage:   "[--config config.yaml] --format term|md|html|json [--out FILE] [--hdr-out DIR] [--lenient] RUN_DIR...",
 		example: "cutover report --config config.yaml --format html --out report.html out/runs/shadow-1 out/runs/shadow-2",
 		run: func(ctx context.Context, env *Env, args []string) error {
 			dirs, err := interleaved(fs, args)
@@ -64,7 +65,7 @@ func reportCmd() *command {
 			if err != nil {
 				return err
 			}
-			opt.Baseline, opt.Candidate = *baseline, *candidate
+			opt.Baseline, opt.Candidate, opt.Lenient = *baseline, *candidate, *lenient
 			var runs []*record.Dir
 			for _, d := range dirs {
 				rd, err := record.Open(d)
@@ -73,7 +74,13 @@ func reportCmd() *command {
 				}
 				runs = append(runs, rd)
 			}
+			if err := record.Distinct(runs); err != nil {
+				return usagef("%v", err)
+			}
 			r, err := reports.Build(runs, opt)
+			if errors.Is(err, record.ErrInput) && !*lenient {
+				return fmt.Errorf("%w (--lenient notes it and goes on)", err)
+			}
 			if err != nil {
 				return err
 			}

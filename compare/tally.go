@@ -1,0 +1,382 @@
+package compare
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/cutover/cutover/compare/stats"
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/fixtures"
+	"github.com/cutover/cutover/record"
+)
+
+// Tally accumulates one provider's observations into the figures a report
+// prints for it: calls, errors by typed code, latency, accuracy against
+// fixture labels, self-agreement over repeated images, and cost. It is
+// what bench's and classify's tables are made of, and it is the same code
+// Measure runs for each provider of a report, so the same observations
+// give the same figures in all three. Safe for concurrent use.
+type Tally struct {
+	mu sync.Mutex
+	e  *env
+	p  *provAcc
+}
+
+// NewTally returns an empty tally for provider name, scored by s, priced
+// with cfg (nil: no cost) at cfg's report.daily_volume, hours in cfg's
+// report.time_zone.
+func NewTally(name string, s *Scorer, cfg *config.Config) *Tally {
+	e := newEnv(s, cfg)
+	if e.s == nil {
+		e.s = NewScorer(nil, e.rc)
+	}
+	return &Tally{e: e, p: newProvAcc(name, cfg)}
+}
+
+// Add counts one observation of this tally's provider. label is the
+// fixture the image is (nil: unlabelled, not scored). Repeats of an image
+// (by image_sha256) count towards self-agreement.
+func (t *Tally) Add(o *record.Observation, label *fixtures.Item) {
+	t.mu.Lock()
+	t.p.observe(t.e, o, label, true)
+	t.mu.Unlock()
+}
+
+// Top1 is the top-1 accuracy so far over answered, labelled images.
+func (t *Tally) Top1() Rate {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return NewRate(t.p.acc.correct, t.p.acc.scored)
+}
+
+// Stats returns the figures so far (latency from the observations).
+func (t *Tally) Stats() *ProviderStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps := t.p.stats(t.e)
+	// Copies of what the tally goes on changing.
+	ps.hist = hdrhistogram.Import(ps.hist.Export())
+	if a := ps.Accuracy; a != nil {
+		conf := make(map[string]map[string]int, len(a.Confusion))
+		for k, row := range a.Confusion {
+			conf[k] = maps.Clone(row)
+		}
+		a.Confusion = conf
+	}
+	return ps
+}
+
+// env is what accumulating needs besides the observations.
+type env struct {
+	s   *Scorer
+	cfg *config.Config
+	rc  config.Report
+	loc *time.Location
+	// str interns strings read from observations (categories, codes):
+	// open pairs and confusion matrices hold few distinct values many times.
+	str func(string) string
+}
+
+func newEnv(s *Scorer, cfg *config.Config) *env {
+	e := &env{s: s, cfg: cfg, loc: time.UTC, str: func(x string) string { return x }}
+	if cfg != nil {
+		e.rc = cfg.Report
+		if l := cfg.Report.TimeZone.Loc(); l != nil {
+			e.loc = l
+		}
+	} else {
+		e.rc = config.Report{DailyVolume: config.DefaultMonthlyVolume / 30, ColorDeltaE: DefaultColorDeltaE, TopK: DefaultTopK}
+	}
+	return e
+}
+
+func newHist() *hdrhistogram.Histogram {
+	return hdrhistogram.New(record.MinLatencyNS, record.MaxLatencyNS, record.SigFigs)
+}
+
+// provAcc accumulates one provider; not locked (Tally locks it, Measure
+// runs on one goroutine).
+type provAcc struct {
+	name, role, format, model string
+	calls, ok, cancelled      int
+	codes                     map[string]int
+	hist                      *hdrhistogram.Histogram
+	hlog                      *hdrhistogram.Histogram
+	hours                     [24]*hdrhistogram.Histogram
+
+	acc  accuracyAcc
+	cost costAcc
+
+	first     map[string]string // image sha → top category of its first answer
+	selfN     int
+	selfAgree int
+}
+
+func newProvAcc(name string, cfg *config.Config) *provAcc {
+	p := &provAcc{name: name, codes: map[string]int{}, hist: newHist(), first: map[string]string{},
+		acc: accuracyAcc{confusion: map[string]map[string]int{}, groupN: map[string]int{}, groupW: map[string]int{}}}
+	if cfg != nil {
+		if cp := cfg.Providers[name]; cp != nil {
+			p.format, p.model = string(cp.Format), cp.Model
+		}
+	}
+	return p
+}
+
+// answer is one observation as pairing reads it.
+type answer struct {
+	prov    *provAcc
+	ok      bool
+	a       Answer
+	fixture *fixtures.Item
+	correct bool
+}
+
+// observe counts o. fx is its label (nil: unlabelled); self turns on
+// self-agreement over repeated images. counted is false for a call
+// cutover cancelled itself, which takes no part in pairs.
+func (p *provAcc) observe(e *env, o *record.Observation, fx *fixtures.Item, self bool) (ans answer, counted bool) {
+	if o.Code == record.CodeCancelled {
+		p.cancelled++ // our own hedge cancelled it: not the provider's doing
+		return answer{}, false
+	}
+	p.calls++
+	ok := o.Code == "" && o.Status < 400
+	if ok {
+		p.ok++
+	} else {
+		code := o.Code
+		if code == "" {
+			code = fmt.Sprintf("http_%d", o.Status)
+		}
+		p.codes[e.str(code)]++
+	}
+	if o.LatencyNS > 0 {
+		v := min(max(o.LatencyNS, record.MinLatencyNS), record.MaxLatencyNS)
+		p.hist.RecordValue(v)
+		h := o.Time.In(e.loc).Hour()
+		if p.hours[h] == nil {
+			p.hours[h] = newHist()
+		}
+		p.hours[h].RecordValue(v)
+	}
+	p.cost.add(e.cfg, o.Cost, o.Currency, ok)
+	ans = answer{prov: p, ok: ok, fixture: fx}
+	if ok && o.Tags != nil {
+		ans.a = e.s.Answer(o.Tags)
+		ans.a.Top = e.str(ans.a.Top)
+		for i := range ans.a.TopK {
+			ans.a.TopK[i] = e.str(ans.a.TopK[i])
+		}
+		for i := range ans.a.Attributes {
+			ans.a.Attributes[i] = e.str(ans.a.Attributes[i])
+		}
+	}
+	if ok && fx != nil {
+		sc := e.s.Score(&ans.a, fx)
+		ans.correct = sc.Correct
+		p.acc.add(&sc, e.str)
+	}
+	if self && ok && o.ImageSHA256 != "" && o.Tags != nil {
+		if first, seen := p.first[o.ImageSHA256]; seen {
+			p.selfN++
+			if first == ans.a.Top {
+				p.selfAgree++
+			}
+		} else {
+			p.first[o.ImageSHA256] = ans.a.Top
+		}
+	}
+	return ans, true
+}
+
+func ms(ns int64) float64 { return float64(ns) / 1e6 }
+
+// stats computes the provider's figures.
+func (p *provAcc) stats(e *env) *ProviderStats {
+	pr := &ProviderStats{Name: p.name, Role: p.role, Format: p.format, Model: p.model, Calls: p.calls, OK: p.ok, Cancelled: p.cancelled,
+		ErrorRate: NewRate(p.calls-p.ok, p.calls), Errors: []CodeCount{}, ByHour: []HourStats{}}
+	codes := make([]string, 0, len(p.codes))
+	for c := range p.codes {
+		codes = append(codes, c)
+	}
+	sort.Slice(codes, func(i, j int) bool {
+		if p.codes[codes[i]] != p.codes[codes[j]] {
+			return p.codes[codes[i]] > p.codes[codes[j]]
+		}
+		return codes[i] < codes[j]
+	})
+	for _, c := range codes {
+		pr.Errors = append(pr.Errors, CodeCount{Code: c, Rate: NewRate(p.codes[c], p.calls)})
+	}
+	h, src := p.hist, "observations"
+	if p.hlog != nil && p.hlog.TotalCount() >= h.TotalCount() {
+		h, src = p.hlog, "hlog"
+	}
+	pr.Latency = latency(h, src)
+	pr.hist = h
+	for hr, hh := range p.hours {
+		if hh == nil {
+			continue
+		}
+		pr.ByHour = append(pr.ByHour, HourStats{Hour: hr, Count: hh.TotalCount(), P50: ms(hh.ValueAtQuantile(50)), P99: ms(hh.ValueAtQuantile(99))})
+	}
+	if p.acc.scored > 0 {
+		pr.Accuracy = p.acc.result()
+	}
+	if p.selfN > 0 {
+		s := NewRate(p.selfAgree, p.selfN)
+		pr.SelfAgreement = &s
+	}
+	pr.Cost = projectCost(e.cfg, p.name, e.rc.MonthlyVolume(), &p.cost, p.acc.correct, p.acc.scored, p.ok, p.calls)
+	return pr
+}
+
+// latency summarises h: percentiles, the order-statistic 95 % interval of
+// p99, and the percentile spectrum.
+func latency(h *hdrhistogram.Histogram, src string) Latency {
+	l := Latency{Count: h.TotalCount(), Source: src}
+	if l.Count == 0 {
+		return l
+	}
+	l.Mean = h.Mean() / 1e6
+	l.P50, l.P90, l.P99 = ms(h.ValueAtQuantile(50)), ms(h.ValueAtQuantile(90)), ms(h.ValueAtQuantile(99))
+	l.P999, l.Max = ms(h.ValueAtQuantile(99.9)), ms(h.Max())
+	lo, hi, ok := stats.QuantileRanks(int(l.Count), 0.99, stats.Z95)
+	l.P99Bounded = ok
+	atRank := func(r int) float64 { return ms(h.ValueAtQuantile(100 * float64(r) / float64(l.Count))) }
+	l.P99Lo, l.P99Hi = atRank(lo), atRank(hi)
+	if !ok {
+		l.P99Hi = l.Max
+	}
+	// The spectrum at HdrHistogram's plot's x positions: 1/(1−p) from 1
+	// to the sample count, 20 points a decade.
+	top := math.Min(math.Log10(float64(l.Count)), 6)
+	for x := 0.0; x <= top+1e-9; x += 0.05 {
+		pct := 100 * (1 - math.Pow(10, -x))
+		l.Spectrum = append(l.Spectrum, SpectrumPoint{Percentile: pct, Ms: ms(h.ValueAtQuantile(pct))})
+	}
+	l.Spectrum = append(l.Spectrum, SpectrumPoint{Percentile: 100, Ms: l.Max})
+	return l
+}
+
+// accuracyAcc accumulates Scores.
+type accuracyAcc struct {
+	scored, correct int
+	confusion       map[string]map[string]int
+	groupN, groupW  map[string]int
+	attrN, attrOK   [NumKinds]int
+}
+
+func (a *accuracyAcc) add(sc *Score, str func(string) string) {
+	a.scored++
+	if sc.Correct {
+		a.correct++
+	}
+	row := a.confusion[sc.Truth]
+	if row == nil {
+		row = map[string]int{}
+		a.confusion[str(sc.Truth)] = row
+	}
+	row[str(sc.Predicted)]++
+	if sc.Group != "" {
+		a.groupN[sc.Group]++
+		if !sc.Correct {
+			a.groupW[sc.Group]++
+		}
+	}
+	for i := range kinds {
+		if sc.Labelled[i] {
+			a.attrN[i]++
+			if sc.Right[i] {
+				a.attrOK[i]++
+			}
+		}
+	}
+}
+
+func (a *accuracyAcc) result() *Accuracy {
+	out := &Accuracy{Top1: NewRate(a.correct, a.scored), Confusion: a.confusion, Misclassification: []GroupRate{}, Attributes: []KindRate{}}
+	groups := make([]string, 0, len(a.groupN))
+	for g := range a.groupN {
+		groups = append(groups, g)
+	}
+	// Fashion first: it is the number the migration turns on.
+	sort.Slice(groups, func(i, j int) bool {
+		if (groups[i] == "fashion") != (groups[j] == "fashion") {
+			return groups[i] == "fashion"
+		}
+		return groups[i] < groups[j]
+	})
+	for _, g := range groups {
+		out.Misclassification = append(out.Misclassification, GroupRate{Group: g, Rate: NewRate(a.groupW[g], a.groupN[g])})
+	}
+	for i, k := range kinds {
+		if n := a.attrN[i]; n > 0 {
+			out.Attributes = append(out.Attributes, KindRate{Kind: string(k), Rate: NewRate(a.attrOK[i], n)})
+		}
+	}
+	out.PerCategory, out.Micro, out.Macro, out.Weighted = classMetrics(a.confusion)
+	return out
+}
+
+// classMetrics computes per-label precision, recall and F1 and their
+// averages with scikit-learn's conventions: labels are every value seen as
+// truth or prediction, a metric with a zero denominator is 0, micro pools
+// the counts, macro is the unweighted mean, weighted weighs by support.
+func classMetrics(conf map[string]map[string]int) ([]ClassMetrics, PRF, PRF, PRF) {
+	support, predicted, tp := map[string]int{}, map[string]int{}, map[string]int{}
+	labels := map[string]bool{}
+	total, correct := 0, 0
+	for t, row := range conf {
+		labels[t] = true
+		for pv, n := range row {
+			labels[pv] = true
+			support[t] += n
+			predicted[pv] += n
+			total += n
+			if pv == t {
+				tp[t] += n
+				correct += n
+			}
+		}
+	}
+	names := make([]string, 0, len(labels))
+	for l := range labels {
+		names = append(names, l)
+	}
+	sort.Strings(names)
+	div := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
+	}
+	var out []ClassMetrics
+	var macro, weighted PRF
+	for _, l := range names {
+		p := div(float64(tp[l]), float64(predicted[l]))
+		r := div(float64(tp[l]), float64(support[l]))
+		f := div(2*p*r, p+r)
+		out = append(out, ClassMetrics{Category: l, Support: support[l], Predicted: predicted[l], Precision: p, Recall: r, F1: f})
+		macro.Precision += p
+		macro.Recall += r
+		macro.F1 += f
+		w := float64(support[l])
+		weighted.Precision += w * p
+		weighted.Recall += w * r
+		weighted.F1 += w * f
+	}
+	n := float64(len(names))
+	macro = PRF{div(macro.Precision, n), div(macro.Recall, n), div(macro.F1, n)}
+	weighted = PRF{div(weighted.Precision, float64(total)), div(weighted.Recall, float64(total)), div(weighted.F1, float64(total))}
+	mp := div(float64(correct), float64(total))
+	micro := PRF{mp, mp, mp}
+	return out, micro, macro, weighted
+}
