@@ -63,6 +63,9 @@ func benchCmd() *command {
 			if err != nil {
 				return err
 			}
+			if err := requireEnv(l.cfg, "cutover bench", providerKeys(names...)...); err != nil {
+				return err
+			}
 			if *fxDir != "" {
 				if l.fx, err = fixtures.Load(*fxDir); err != nil {
 					return err

@@ -54,6 +54,9 @@ func classifyCmd() *command {
 				}
 				sort.Strings(names)
 			}
+			if err := requireEnv(l.cfg, "cutover classify", providerKeys(names...)...); err != nil {
+				return err
+			}
 			items := l.fx.Items
 			if len(items) > *n {
 				items = items[:*n]

@@ -53,7 +53,7 @@ func taxonomyFlag(fs *flag.FlagSet) (*string, *string) {
 
 func resolveTaxonomy(tax, cfgPath string) (*vision.Taxonomy, error) {
 	if tax == "" && cfgPath != "" {
-		cfg, err := config.Load(cfgPath)
+		cfg, err := config.LoadWithoutSecrets(cfgPath)
 		if err != nil {
 			return nil, err
 		}

@@ -18,11 +18,13 @@ type loaded struct {
 	fx  *fixtures.Set
 }
 
+// loadConfig loads a config without requiring its secrets: a command asks
+// for the environment variables of what it uses (requireEnv).
 func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
 		return nil, usagef("--config is required")
 	}
-	cfg, err := config.Load(path)
+	cfg, err := config.LoadWithoutSecrets(path)
 	if err != nil {
 		var list config.ErrorList
 		if errors.As(err, &list) {
@@ -55,6 +57,27 @@ func loadAll(path string, requireFixtures bool, env *Env) (*loaded, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// requireEnv fails when a ${VAR} under the given config keys (e.g.
+// providers.legacy) names an unset variable: the command needs it.
+func requireEnv(cfg *config.Config, what string, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := cfg.RequireEnv(keys...); err != nil {
+		return fmt.Errorf("%s needs these environment variables:\n%w", what, err)
+	}
+	return nil
+}
+
+// providerKeys are the config keys of the named providers.
+func providerKeys(names ...string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		out = append(out, "providers."+n)
+	}
+	return out
 }
 
 func exists(p string) bool {

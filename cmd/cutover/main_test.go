@@ -125,3 +125,47 @@ simulate:
 		t.Error("a secret reached the output")
 	}
 }
+
+// TestCommandsNeedOnlyTheirSecrets: a command asks only for the
+// environment variables of what it uses, and names them with file:line.
+func TestCommandsNeedOnlyTheirSecrets(t *testing.T) {
+	dir := t.TempDir()
+	tax, _ := filepath.Abs("../../taxonomy.yaml")
+	a := freePort(t)
+	cfg := fmt.Sprintf(`taxonomy: %s
+fixtures: fx
+providers:
+  legacy: {format: rekognition, base_url: "http://%s", credentials: {access_key_id: AKID, secret_access_key: "${CUTOVER_TEST_LEGACY_SECRET}"}}
+  other: {format: holysheep, base_url: "http://127.0.0.1:1/v1", credentials: {api_key: "${CUTOVER_TEST_UNSET_OTHER}"}}
+simulate:
+  legacy: {format: rekognition, listen: "%s", credentials: {access_key_id: AKID, secret_access_key: "${CUTOVER_TEST_LEGACY_SECRET}"},
+           profile: {latency: {median: 1ms, p99: 5ms}}}
+`, tax, a, a)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfgPath, []byte(cfg), 0o644)
+	ctx := context.Background()
+	if code, out, errs := run(t, ctx, "fixtures", "gen", "--config", cfgPath, "--out", filepath.Join(dir, "fx"), "--n", "10", "--seed", "3"); code != 0 {
+		t.Fatalf("gen needs no secret: %d %s %s", code, out, errs)
+	}
+	code, _, errs := run(t, ctx, "classify", "--config", cfgPath, "--providers", "legacy", "--n", "5")
+	if code != exitRuntime || !strings.Contains(errs, "cutover classify needs these environment variables") ||
+		!strings.Contains(errs, "config.yaml:4: environment variable CUTOVER_TEST_LEGACY_SECRET is not set") || strings.Contains(errs, "OTHER") {
+		t.Errorf("classify without the legacy's secret: %d %s", code, errs)
+	}
+	t.Setenv("CUTOVER_TEST_LEGACY_SECRET", "legacy-s3cret")
+	simCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go run(t, simCtx, "simulate", "--config", cfgPath)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if c, err := net.Dial("tcp", a); err == nil {
+			c.Close()
+			break
+		}
+	}
+	if code, out, errs := run(t, ctx, "classify", "--config", cfgPath, "--providers", "legacy", "--n", "5"); code != 0 || !strings.Contains(out, "(5/5)") {
+		t.Errorf("classify --providers legacy needs only the legacy's secret: %d %s %s", code, out, errs)
+	}
+	if code, out, errs := run(t, ctx, "config", "check", "--config", cfgPath); code != exitRuntime || !strings.Contains(out+errs, "CUTOVER_TEST_UNSET_OTHER is not set") {
+		t.Errorf("config check asks for every variable: %d %s %s", code, out, errs)
+	}
+}

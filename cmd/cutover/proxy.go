@@ -49,6 +49,10 @@ func proxyCmd() *command {
 			if l.cfg.Proxy.Primary == "" {
 				return fmt.Errorf("%s has no proxy section: set proxy.primary and proxy.candidate", l.cfg.File)
 			}
+			if err := requireEnv(l.cfg, "cutover proxy", append(providerKeys(l.cfg.Proxy.Primary, l.cfg.Proxy.Candidate),
+				"proxy.clients", "proxy.forward.auth")...); err != nil {
+				return err
+			}
 			dir := *runDir
 			if dir == "" {
 				dir = l.cfg.Proxy.RunDir

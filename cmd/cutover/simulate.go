@@ -36,6 +36,16 @@ func simulateCmd() *command {
 			if *only != "" {
 				names = strings.Split(*only, ",")
 			}
+			keys := []string{"simulate"}
+			if len(names) > 0 {
+				keys = nil
+				for _, n := range names {
+					keys = append(keys, "simulate."+strings.TrimSpace(n))
+				}
+			}
+			if err := requireEnv(l.cfg, "cutover simulate", keys...); err != nil {
+				return err
+			}
 			rs, err := sim.Start(l.cfg, l.tx, l.fx, sim.Options{Seed: *seed, TimeScale: *scale, Only: names})
 			if err != nil {
 				return err
