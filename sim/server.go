@@ -17,6 +17,7 @@ import (
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/azure"
 	"github.com/cutover/cutover/vision/formats"
+	"github.com/cutover/cutover/vision/gcv"
 	"github.com/cutover/cutover/vision/holysheep"
 	"github.com/cutover/cutover/vision/openai"
 	"github.com/cutover/cutover/vision/rekognition"
@@ -103,7 +104,7 @@ func (s *Server) authorize(r *http.Request, body []byte) (string, error) {
 	case string(config.FormatHolySheep), string(config.FormatOpenAI):
 		return holysheep.Authorize(r, key)
 	case string(config.FormatGCV):
-		got := r.URL.Query().Get("key")
+		got := gcv.APIKeyOf(r)
 		if b, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 			got = b
 		}
