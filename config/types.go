@@ -232,10 +232,16 @@ const (
 	// FormatOpenAI is OpenAI-compatible Chat Completions with image input:
 	// HolySheep's relay and most vision LLMs.
 	FormatOpenAI Format = "openai"
+	// FormatTencent is Tencent Cloud TIIA (image analysis, API 3.0,
+	// TC3-HMAC-SHA256 signing): DetectLabelPro and DetectProduct.
+	FormatTencent Format = "tencent"
+	// FormatBaidu is Baidu AI Cloud image recognition (advanced_general,
+	// OAuth client-credentials token).
+	FormatBaidu Format = "baidu"
 )
 
 // Formats lists the supported wire formats.
-var Formats = []Format{FormatRekognition, FormatGCV, FormatAzure, FormatHolySheep, FormatOpenAI}
+var Formats = []Format{FormatRekognition, FormatGCV, FormatAzure, FormatHolySheep, FormatOpenAI, FormatTencent, FormatBaidu}
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (f *Format) UnmarshalYAML(n *yaml.Node) error {
