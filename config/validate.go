@@ -10,15 +10,15 @@ import (
 
 // Defaults applied by setDefaults; documented on the fields.
 const (
-	DefaultTimeout      = 10 * time.Second
-	DefaultRegion       = "us-east-1"
+	DefaultTimeout = 10 * time.Second
+	DefaultRegion  = "us-east-1"
 	// DefaultTencentRegion is the X-TC-Region a tencent provider sends
 	// when region is unset.
 	DefaultTencentRegion = "ap-guangzhou"
 	// DefaultTencentAction is the TIIA action a tencent provider calls
 	// when action is unset.
 	DefaultTencentAction = "DetectLabelPro"
-	DefaultSiblingShare = 0.8
+	DefaultSiblingShare  = 0.8
 )
 
 // The typed error codes a simulator profile may inject, mirrored from
