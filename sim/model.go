@@ -280,6 +280,7 @@ func (m *Model) answer(it fixtures.Item, req vision.Request, rng *rand.Rand) (vi
 		}
 		res.Attributes = append(res.Attributes, vision.Attribute{Kind: k, Value: v, Confidence: c})
 	}
+	m.inVendorWords(&res)
 	return res, correct
 }
 
@@ -341,7 +342,7 @@ func (m *Model) generic(rng *rand.Rand) vision.Result {
 	if len(roots) > 0 {
 		m.addCategory(&res, roots[rng.IntN(len(roots))], 0.25+0.3*rng.Float64())
 	}
-	res.Labels = append(res.Labels, vision.Label{Name: "Product", Confidence: 0.3 + 0.2*rng.Float64()})
+	res.Labels = append(res.Labels, vision.Label{Name: m.productWord(), Confidence: 0.3 + 0.2*rng.Float64()})
 	return res
 }
 
