@@ -257,14 +257,15 @@ func (m *Model) answer(it fixtures.Item, req vision.Request, rng *rand.Rand) (vi
 		m.addCategory(&res, second, conf*(0.3+0.5*rng.Float64()))
 	}
 	// Attributes: colour only when asked (Rekognition and GCV need
-	// IMAGE_PROPERTIES); pattern, material and style come back as labels
-	// from label formats and when asked from the classify format.
+	// IMAGE_PROPERTIES) and as a colour word from the Chinese formats;
+	// pattern, material and style come back as labels from label formats
+	// and when asked from the classify format.
 	labelFormat := m.Format != string(config.FormatHolySheep) && m.Format != string(config.FormatOpenAI)
 	kinds := []vision.AttributeKind{vision.KindColor, vision.KindPattern, vision.KindMaterial, vision.KindStyle}
 	sort.Slice(kinds, func(i, j int) bool { return kinds[i] < kinds[j] })
 	for _, k := range kinds {
 		v, ok := it.Attributes[k]
-		wanted := req.WantsAttribute(k) || (labelFormat && k != vision.KindColor) ||
+		wanted := req.WantsAttribute(k) || (labelFormat && (k != vision.KindColor || m.chinese())) ||
 			m.Format == string(config.FormatAzure)
 		if !ok || !wanted {
 			continue
