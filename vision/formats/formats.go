@@ -64,6 +64,9 @@ func NewClient(cfg *config.Config, tx *vision.Taxonomy, name string, hc *http.Cl
 	if err != nil {
 		return nil, err
 	}
+	if bc, ok := codec.(*baidu.Codec); ok && hc != nil {
+		bc.HTTP = hc // token requests and replays share the client's pool
+	}
 	c := &vision.Client{Codec: codec, HTTP: hc, Timeout: p.Timeout.D()}
 	if p.MaxRPS > 0 {
 		lim := rate.NewLimiter(rate.Limit(p.MaxRPS), max(1, int(p.MaxRPS)))
