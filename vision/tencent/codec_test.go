@@ -423,3 +423,30 @@ func FuzzDecodeResponse(f *testing.F) {
 }
 
 var regexpRequestID = regexp.MustCompile(`"RequestId":"[0-9a-f-]{36}"`)
+
+// FuzzVerifyTC3: any Authorization and X-TC-Timestamp header is refused
+// with a TIIA AuthFailure code, never a panic, unless it is a real
+// signature.
+func FuzzVerifyTC3(f *testing.F) {
+	c := NewCodec("http://127.0.0.1:9", testID, testKey, "ap-guangzhou", "")
+	c.Now = fixedNow
+	hr, _ := c.NewRequest(context.Background(), vision.NewImageRequest(visiontest.Image))
+	body, _ := io.ReadAll(hr.Body)
+	f.Add(hr.Header.Get("Authorization"), hr.Header.Get("X-TC-Timestamp"))
+	f.Add("TC3-HMAC-SHA256 Credential=a/b/c/tc3_request, SignedHeaders=;, Signature=", "x")
+	f.Fuzz(func(t *testing.T, auth, ts string) {
+		r := hr.Clone(context.Background())
+		r.Header.Set("Authorization", auth)
+		r.Header.Set("X-TC-Timestamp", ts)
+		id, err := VerifyTC3(r, body, lookup, fixedNow())
+		if err == nil {
+			if id != testID {
+				t.Fatalf("accepted %q for %q", auth, id)
+			}
+			return
+		}
+		if e := vision.AsError(err); e.Code != vision.CodeUnauthorized || !strings.HasPrefix(e.VendorCode, "AuthFailure.") || id != "" {
+			t.Fatalf("refusal %v, id %q", err, id)
+		}
+	})
+}
