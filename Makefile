@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/cutover
 FIXTURES := out/fixtures
 
-.PHONY: build test demo bench-sim bench-proxy bench-proxy-summary bench-bench bench-report bench-pipeline bench-import fuzz fixtures clean
+.PHONY: check-baidu-sdk build test demo bench-sim bench-proxy bench-proxy-summary bench-bench bench-report bench-pipeline bench-import fuzz fixtures clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cutover
@@ -25,6 +25,11 @@ test:
 # 200 labelled images through each provider's real client, a summary table.
 demo: build
 	./scripts/demo.sh
+
+# Baidu's official Node.js SDK (baidu-aip-sdk 4.16.16, npm) against the
+# baidu simulator (its Python SDK needs the Python package index).
+check-baidu-sdk: build
+	./scripts/check-baidu-sdk.sh
 
 fixtures: build
 	./$(BIN) fixtures gen --out $(FIXTURES) --n 2000 --seed 1

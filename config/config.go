@@ -68,13 +68,20 @@ type Config struct {
 
 // Provider is one vision API endpoint.
 type Provider struct {
-	// Format is the wire format: rekognition, gcv, azure, openai or holysheep. Required.
+	// Format is the wire format: rekognition, gcv, azure, holysheep, openai,
+	// tencent or baidu. Required.
 	Format Format `yaml:"format"`
 	// BaseURL is the API's base URL, e.g. https://rekognition.ap-southeast-1.amazonaws.com
 	// or https://api.holysheep.ai. Required.
 	BaseURL URL `yaml:"base_url"`
-	// Region is the AWS region for SigV4 (rekognition only). Default us-east-1.
+	// Region is the AWS region for SigV4 (rekognition; default us-east-1)
+	// or the Tencent Cloud region sent as X-TC-Region (tencent; default
+	// ap-guangzhou).
 	Region string `yaml:"region"`
+	// Action is the TIIA action a tencent provider calls: DetectLabelPro
+	// (general image tags, the default) or DetectProduct (product
+	// categories). tencent only.
+	Action string `yaml:"action"`
 	// Model is the model the request names (holysheep: vision-classifier-v3;
 	// openai: e.g. gemini-2.5-flash, with its prices under models:).
 	Model string `yaml:"model"`
@@ -91,22 +98,31 @@ type Provider struct {
 }
 
 // Credentials holds a provider's secrets. Which fields apply depends on the
-// format: api_key for holysheep (Bearer), gcv (?key=) and azure
-// (Ocp-Apim-Subscription-Key); the access key pair for rekognition (SigV4).
+// format: api_key for holysheep and openai (Bearer), gcv (x-goog-api-key)
+// and azure (Ocp-Apim-Subscription-Key); the access key pair for
+// rekognition (SigV4); secret_id and secret_key for tencent (TC3-HMAC-SHA256);
+// api_key (Baidu's "API Key", the OAuth client_id) and secret_key (its
+// "Secret Key", the client_secret) for baidu.
 type Credentials struct {
-	// APIKey is the key of key and bearer formats (gcv, azure, openai, holysheep).
+	// APIKey is the key of key and bearer formats (gcv, azure, openai,
+	// holysheep), or Baidu's API Key (its OAuth client_id).
 	APIKey Secret `yaml:"api_key"`
 	// AccessKeyID and SecretAccessKey are the key pair of signature formats (rekognition: SigV4).
 	AccessKeyID     Secret `yaml:"access_key_id"`
 	SecretAccessKey Secret `yaml:"secret_access_key"`
 	// SessionToken is an AWS session token for temporary credentials (rekognition). Optional.
 	SessionToken Secret `yaml:"session_token"`
+	// SecretID is a Tencent Cloud SecretId (AKID…). tencent only.
+	SecretID Secret `yaml:"secret_id"`
+	// SecretKey is a Tencent Cloud SecretKey (tencent) or a Baidu Secret
+	// Key (baidu).
+	SecretKey Secret `yaml:"secret_key"`
 }
 
 // Secrets returns every non-empty secret value, for scrubbing.
 func (c Credentials) Secrets() []string {
 	var out []string
-	for _, s := range []Secret{c.APIKey, c.AccessKeyID, c.SecretAccessKey, c.SessionToken} {
+	for _, s := range []Secret{c.APIKey, c.AccessKeyID, c.SecretAccessKey, c.SessionToken, c.SecretID, c.SecretKey} {
 		if s != "" {
 			out = append(out, s.Value())
 		}

@@ -225,16 +225,22 @@ const (
 	// FormatOpenAI is OpenAI-compatible Chat Completions with image input:
 	// HolySheep's relay and most vision LLMs.
 	FormatOpenAI Format = "openai"
+	// FormatTencent is Tencent Cloud TIIA (image analysis, API 3.0,
+	// TC3-HMAC-SHA256 signing): DetectLabelPro and DetectProduct.
+	FormatTencent Format = "tencent"
+	// FormatBaidu is Baidu AI Cloud image recognition (advanced_general,
+	// OAuth client-credentials token).
+	FormatBaidu Format = "baidu"
 )
 
 // Formats lists the supported wire formats.
-var Formats = []Format{FormatRekognition, FormatGCV, FormatAzure, FormatHolySheep, FormatOpenAI}
+var Formats = []Format{FormatRekognition, FormatGCV, FormatAzure, FormatHolySheep, FormatOpenAI, FormatTencent, FormatBaidu}
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 // Signs reports whether the format authenticates a request by signing it
 // with a key pair (rekognition: SigV4; tencent: TC3-HMAC-SHA256) rather
 // than by sending a key.
-func (f Format) Signs() bool { return f == FormatRekognition || f == "tencent" }
+func (f Format) Signs() bool { return f == FormatRekognition || f == FormatTencent }
 
 func (f *Format) UnmarshalYAML(n *yaml.Node) error {
 	v, err := scalar(n, "a wire format")

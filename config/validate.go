@@ -10,9 +10,15 @@ import (
 
 // Defaults applied by setDefaults; documented on the fields.
 const (
-	DefaultTimeout      = 10 * time.Second
-	DefaultRegion       = "us-east-1"
-	DefaultSiblingShare = 0.8
+	DefaultTimeout = 10 * time.Second
+	DefaultRegion  = "us-east-1"
+	// DefaultTencentRegion is the X-TC-Region a tencent provider sends
+	// when region is unset.
+	DefaultTencentRegion = "ap-guangzhou"
+	// DefaultTencentAction is the TIIA action a tencent provider calls
+	// when action is unset.
+	DefaultTencentAction = "DetectLabelPro"
+	DefaultSiblingShare  = 0.8
 )
 
 // The typed error codes a simulator profile may inject, mirrored from
@@ -82,6 +88,12 @@ func (c *Config) setDefaults() {
 		}
 		if p.Region == "" {
 			p.Region = DefaultRegion
+			if p.Format == FormatTencent {
+				p.Region = DefaultTencentRegion
+			}
+		}
+		if p.Action == "" && p.Format == FormatTencent {
+			p.Action = DefaultTencentAction
 		}
 		if p.Pricing.Currency == "" {
 			p.Pricing.Currency = "USD"
@@ -160,6 +172,7 @@ func (c *Config) validate() ErrorList {
 		} else {
 			listens[s.Listen] = name
 		}
+		v.credentialShape(p+".credentials", "simulate."+name, s.Format, s.Credentials)
 		v.profile(p+".profile", &s.Profile)
 	}
 	return v.errs
@@ -188,9 +201,20 @@ func (v *validator) provider(name string, p *Provider) {
 		if (p.Credentials.AccessKeyID == "") != (p.Credentials.SecretAccessKey == "") && len(v.c.Unset(path+".credentials")) == 0 {
 			v.errf(path+".credentials", "providers.%s: rekognition needs both access_key_id and secret_access_key", name)
 		}
-	case FormatHolySheep, FormatGCV, FormatAzure:
+	case FormatHolySheep, FormatGCV, FormatAzure, FormatOpenAI:
 		if p.Credentials.AccessKeyID != "" || p.Credentials.SecretAccessKey != "" {
 			v.errf(path+".credentials", "providers.%s: %s uses api_key, not an AWS key pair", name, p.Format)
+		}
+	}
+	v.credentialShape(path+".credentials", name, p.Format, p.Credentials)
+	switch p.Format {
+	case FormatTencent:
+		if !tencentActions[p.Action] {
+			v.errf(path+".action", "providers.%s.action %q: expected DetectLabelPro or DetectProduct", name, p.Action)
+		}
+	default:
+		if v.has(path + ".action") {
+			v.errf(path+".action", "providers.%s: action applies to the tencent format only", name)
 		}
 	}
 	if p.Format == FormatHolySheep && p.Model == "" {
@@ -212,6 +236,38 @@ func (v *validator) provider(name string, p *Provider) {
 		v.errf(path+".prompt", "providers.%s: prompt applies to the openai format only", name)
 	}
 	v.pricing(path+".pricing", &p.Pricing)
+}
+
+// tencentActions are the TIIA actions a tencent provider may call.
+var tencentActions = map[string]bool{"DetectLabelPro": true, "DetectProduct": true}
+
+// credentialShape checks that a provider (or simulator) names the
+// credentials of its own format: tencent's secret_id and secret_key come
+// together, baidu's api_key and secret_key come together, and neither
+// takes another format's keys.
+func (v *validator) credentialShape(path, name string, f Format, c Credentials) {
+	// A half that is an unset ${VAR} is reported as such, not as missing.
+	lenient := len(v.c.Unset(path)) > 0
+	switch f {
+	case FormatTencent:
+		if c.APIKey != "" || c.AccessKeyID != "" || c.SecretAccessKey != "" || c.SessionToken != "" {
+			v.errf(path, "%s: tencent uses secret_id and secret_key (a Tencent Cloud SecretId/SecretKey pair), not api_key or an AWS key pair", name)
+		}
+		if (c.SecretID == "") != (c.SecretKey == "") && !lenient {
+			v.errf(path, "%s: tencent needs both secret_id and secret_key", name)
+		}
+	case FormatBaidu:
+		if c.SecretID != "" || c.AccessKeyID != "" || c.SecretAccessKey != "" || c.SessionToken != "" {
+			v.errf(path, "%s: baidu uses api_key and secret_key (the app's API Key and Secret Key), not secret_id or an AWS key pair", name)
+		}
+		if (c.APIKey == "") != (c.SecretKey == "") && !lenient {
+			v.errf(path, "%s: baidu needs both api_key and secret_key", name)
+		}
+	default:
+		if c.SecretID != "" || c.SecretKey != "" {
+			v.errf(path, "%s: secret_id and secret_key apply to the tencent and baidu formats only", name)
+		}
+	}
 }
 
 func (v *validator) prompt(name string, p *Prompt) {

@@ -11,6 +11,7 @@ import (
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/rekognition"
+	"github.com/cutover/cutover/vision/tencent"
 )
 
 // clientAuth authenticates reverse-mode clients (proxy.clients) before
@@ -66,6 +67,8 @@ func (a *clientAuth) verify(r *http.Request, body []byte, classify bool) (string
 		switch a.format {
 		case config.FormatRekognition:
 			id, err = rekognition.VerifyClient(r, body, a.secret, a.clock.Now())
+		case config.FormatTencent:
+			id, err = tencent.VerifyTC3(r, body, a.secret, a.clock.Now())
 		default:
 			err = &vision.Error{Code: vision.CodeUnauthorized, Message: fmt.Sprintf("client verification is not available for format %s", a.format)}
 		}
@@ -122,16 +125,17 @@ func (a *clientAuth) action(r *http.Request) string {
 	return r.URL.Path
 }
 
-// authReason is the metric label of a failed verification.
+// authReason is the metric label of a failed verification, from the
+// format's own error name.
 func authReason(e *vision.Error) string {
-	switch {
-	case strings.Contains(e.VendorCode, "Missing") || strings.Contains(e.VendorCode, "MissingAuthInfo"):
+	switch v := e.VendorCode; {
+	case v == "MissingAuthenticationTokenException" || (v == "AuthFailure.InvalidAuthorization" && strings.Contains(e.Message, "missing")):
 		return "missing"
-	case strings.Contains(e.VendorCode, "Unrecognized") || strings.Contains(e.VendorCode, "SecretIdNotFound"):
+	case v == "UnrecognizedClientException" || v == "AuthFailure.SecretIdNotFound":
 		return "unknown_client"
-	case strings.Contains(e.Message, "expired") || strings.Contains(e.VendorCode, "Expire"):
+	case strings.Contains(e.Message, "expired") || v == "AuthFailure.SignatureExpire":
 		return "expired"
-	case strings.Contains(e.VendorCode, "Incomplete"):
+	case v == "IncompleteSignatureException" || v == "AuthFailure.InvalidAuthorization":
 		return "malformed"
 	}
 	return "bad_signature"
@@ -159,14 +163,15 @@ func clientKey(f config.Format, r *http.Request) string {
 			return k
 		}
 		return r.URL.Query().Get("subscription-key")
-	case "baidu":
+	case config.FormatBaidu:
 		return r.URL.Query().Get("access_token")
 	}
 	return bearer()
 }
 
 // rekey replaces a key format's client key with the primary's own on a
-// request about to be forwarded.
+// request about to be forwarded (formats whose codec signs, or puts a
+// token in the URL, are lent credentials by their Signer instead).
 func (a *clientAuth) rekey(out *http.Request) {
 	switch a.format {
 	case config.FormatGCV:

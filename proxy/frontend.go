@@ -22,7 +22,6 @@ import (
 	"github.com/cutover/cutover/internal/secret"
 	"github.com/cutover/cutover/record"
 	"github.com/cutover/cutover/vision"
-	"github.com/cutover/cutover/vision/rekognition"
 )
 
 // frontend is what clients talk to: reverse mode (clients use the proxy
@@ -42,8 +41,8 @@ type frontend struct {
 	router  *router
 	canary  *canaryPath
 	server  vision.ServerCodec
-	signer  *rekognition.Codec // re-signs SigV4 for the primary; nil: not SigV4
-	auth    *clientAuth        // reverse-mode clients; nil: not authenticated (loopback only), nothing lent
+	signer  vision.Signer // the primary's codec, when it signs its requests (SigV4, TC3) or adds a token (baidu)
+	auth    *clientAuth   // reverse-mode clients; nil: not authenticated (loopback only), nothing lent
 	primary *url.URL
 
 	gp        *goproxy.ProxyHttpServer
@@ -263,7 +262,7 @@ func (f *frontend) authenticate(r, out *http.Request, ex *exchange, body []byte,
 	if !*f.cfg.Proxy.Resign {
 		return nil
 	}
-	if f.auth.format.Signs() {
+	if f.signer != nil {
 		if err := f.resign(out, body); err != nil {
 			f.log.Warn("re-signing for the primary failed; forwarding as received", "err", f.scrub.Error(err))
 		}
@@ -273,13 +272,12 @@ func (f *frontend) authenticate(r, out *http.Request, ex *exchange, body []byte,
 	return nil
 }
 
-// resign replaces the client's SigV4 signature (made for the proxy's host)
-// with one made with the primary's own credentials for the primary's host.
+// resign replaces the client's signature (SigV4 or TC3, made for the
+// proxy's host with the client's key) with one made with the primary's own
+// credentials for the primary's host; for baidu, the client's access token
+// with the primary's.
 func (f *frontend) resign(out *http.Request, body []byte) error {
-	if f.signer == nil || f.signer.Credentials.AccessKeyID == "" {
-		return nil // not SigV4: keys are not bound to the host
-	}
-	for _, h := range []string{"Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256"} {
+	for _, h := range []string{"Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256", "X-TC-Timestamp", "X-TC-Token"} {
 		out.Header.Del(h)
 	}
 	return f.signer.Sign(out.Context(), out, body)

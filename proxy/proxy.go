@@ -43,7 +43,6 @@ import (
 	"github.com/cutover/cutover/record"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/formats"
-	"github.com/cutover/cutover/vision/rekognition"
 )
 
 // Options are what the CLI passes besides the config.
@@ -243,8 +242,8 @@ func New(cfg *config.Config, tx *vision.Taxonomy, rec RunRecorder, opt Options) 
 		ctl: p.ctl, brk: p.brk, tx: tx, server: server}
 	p.front = &frontend{cfg: cfg, log: p.log, scrub: p.scrub, rec: rec, met: p.met, life: p.life, relay: rl, mirror: p.mirror,
 		router: rt, canary: kp, server: server, primary: primaryURL}
-	if rc, ok := primaryClient.(*rekognition.Codec); ok {
-		p.front.signer = rc
+	if s, ok := primaryClient.(vision.Signer); ok {
+		p.front.signer = s
 	}
 	if len(pc.Clients) > 0 {
 		p.front.auth = newClientAuth(cfg, server, p.clock)

@@ -10,6 +10,10 @@ export CUTOVER_LEGACY_SECRET_ACCESS_KEY=${CUTOVER_LEGACY_SECRET_ACCESS_KEY:-demo
 export CUTOVER_HOLYSHEEP_API_KEY=${CUTOVER_HOLYSHEEP_API_KEY:-demo-only-holysheep-key}
 export CUTOVER_GCV_API_KEY=${CUTOVER_GCV_API_KEY:-demo-only-gcv-key}
 export CUTOVER_AZURE_API_KEY=${CUTOVER_AZURE_API_KEY:-demo-only-azure-key}
+export CUTOVER_LEGACY_CN_SECRET_ID=${CUTOVER_LEGACY_CN_SECRET_ID:-AKIDDEMOTENCENT000}
+export CUTOVER_LEGACY_CN_SECRET_KEY=${CUTOVER_LEGACY_CN_SECRET_KEY:-demo-only-tencent-secret}
+export CUTOVER_BAIDU_API_KEY=${CUTOVER_BAIDU_API_KEY:-demo-only-baidu-api-key}
+export CUTOVER_BAIDU_SECRET_KEY=${CUTOVER_BAIDU_SECRET_KEY:-demo-only-baidu-secret}
 export CUTOVER_CLIENT_ACCESS_KEY_ID=${CUTOVER_CLIENT_ACCESS_KEY_ID:-AKIDCLIENT000000}
 export CUTOVER_CLIENT_SECRET_ACCESS_KEY=${CUTOVER_CLIENT_SECRET_ACCESS_KEY:-demo-only-client-secret}
 
@@ -33,18 +37,18 @@ else
   $BIN fixtures gen --out out/fixtures --n 2000 --seed 1
 fi
 
-step "simulate: legacy (Rekognition), holysheep (OpenAI-compatible vision LLM), holysheep-classify, gcv, azure"
+step "simulate: legacy (Rekognition), legacy-cn (Tencent TIIA), holysheep (OpenAI-compatible vision LLM), holysheep-classify, gcv, azure, baidu"
 # Two processes: the canary phase takes the candidate (holysheep) down on
 # its own to show the fallback and the automatic rollback.
 log=$(mktemp)
 log2=$(mktemp)
-$BIN simulate --config config.yaml --seed 1 --only legacy,holysheep-classify,gcv,azure >"$log" 2>&1 &
+$BIN simulate --config config.yaml --seed 1 --only legacy,legacy-cn,holysheep-classify,gcv,azure,baidu >"$log" 2>&1 &
 sim=$!
 $BIN simulate --config config.yaml --seed 1 --only holysheep >"$log2" 2>&1 &
 sim2=$!
 trap 'kill $sim $sim2 2>/dev/null; wait $sim $sim2 2>/dev/null; rm -f "$log" "$log2"' EXIT
 for _ in $(seq 100); do
-  [ "$(cat "$log" "$log2" | grep -c "^ready")" -ge 5 ] && break
+  [ "$(cat "$log" "$log2" | grep -c "^ready")" -ge 7 ] && break
   kill -0 $sim 2>/dev/null && kill -0 $sim2 2>/dev/null || { cat "$log" "$log2"; exit 1; }
   sleep 0.1
 done
@@ -52,11 +56,23 @@ cat "$log" "$log2"
 
 step "classify 200 fixture images through each provider's real client"
 echo "(the simulated clock starts at 09:30 Asia/Singapore: the legacy API's peak hour)"
-$BIN classify --config config.yaml --n 200 --concurrency 16 --providers legacy,holysheep,holysheep-classify,gcv,azure
+$BIN classify --config config.yaml --n 200 --concurrency 16 --providers legacy,legacy-cn,holysheep,holysheep-classify,gcv,azure,baidu
 
 step "bench: legacy vs holysheep, open loop at 40 requests/s, paired image by image, 20 s"
 bench_run=out/runs/demo-bench-$(date -u +%Y%m%dT%H%M%SZ)
 $BIN bench --config config.yaml --providers legacy,holysheep --rate 40 --duration 20s --warmup 2s --run-dir "$bench_run"
+
+step "bench: legacy-cn (Tencent TIIA, ¥7.3 per 1,000 calls) vs holysheep, open loop at 30 requests/s, 20 s"
+cn_run=out/runs/demo-bench-cn-$(date -u +%Y%m%dT%H%M%SZ)
+$BIN bench --config config.yaml --providers legacy-cn,holysheep --rate 30 --duration 20s --warmup 2s --run-dir "$cn_run"
+echo "cost over the legacy-cn bench: CNY prices converted with fx.CNY"
+set +e
+$BIN report --config config.yaml --format term "$cn_run" >"$cn_run.report.txt"
+code=$?
+set -e
+case $code in 0|10|11) ;; *) cat "$cn_run.report.txt"; exit "$code" ;; esac
+sed -n '/^COST/,/^$/p' "$cn_run.report.txt"
+grep -q 'CNY' "$cn_run.report.txt" || { echo "the report does not price legacy-cn in CNY" >&2; exit 1; }
 
 step "proxy: shadow mode in front of the legacy API, mirroring to holysheep"
 run=out/runs/demo-shadow-$(date -u +%Y%m%dT%H%M%SZ)

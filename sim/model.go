@@ -257,14 +257,15 @@ func (m *Model) answer(it fixtures.Item, req vision.Request, rng *rand.Rand) (vi
 		m.addCategory(&res, second, conf*(0.3+0.5*rng.Float64()))
 	}
 	// Attributes: colour only when asked (Rekognition and GCV need
-	// IMAGE_PROPERTIES); pattern, material and style come back as labels
-	// from label formats and when asked from the classify format.
+	// IMAGE_PROPERTIES) and as a colour word from the Chinese formats;
+	// pattern, material and style come back as labels from label formats
+	// and when asked from the classify format.
 	labelFormat := m.Format != string(config.FormatHolySheep) && m.Format != string(config.FormatOpenAI)
 	kinds := []vision.AttributeKind{vision.KindColor, vision.KindPattern, vision.KindMaterial, vision.KindStyle}
 	sort.Slice(kinds, func(i, j int) bool { return kinds[i] < kinds[j] })
 	for _, k := range kinds {
 		v, ok := it.Attributes[k]
-		wanted := req.WantsAttribute(k) || (labelFormat && k != vision.KindColor) ||
+		wanted := req.WantsAttribute(k) || (labelFormat && (k != vision.KindColor || m.chinese())) ||
 			m.Format == string(config.FormatAzure)
 		if !ok || !wanted {
 			continue
@@ -280,6 +281,7 @@ func (m *Model) answer(it fixtures.Item, req vision.Request, rng *rand.Rand) (vi
 		}
 		res.Attributes = append(res.Attributes, vision.Attribute{Kind: k, Value: v, Confidence: c})
 	}
+	m.inVendorWords(&res)
 	return res, correct
 }
 
@@ -341,7 +343,7 @@ func (m *Model) generic(rng *rand.Rand) vision.Result {
 	if len(roots) > 0 {
 		m.addCategory(&res, roots[rng.IntN(len(roots))], 0.25+0.3*rng.Float64())
 	}
-	res.Labels = append(res.Labels, vision.Label{Name: "Product", Confidence: 0.3 + 0.2*rng.Float64()})
+	res.Labels = append(res.Labels, vision.Label{Name: m.productWord(), Confidence: 0.3 + 0.2*rng.Float64()})
 	return res
 }
 

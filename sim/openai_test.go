@@ -25,7 +25,7 @@ import (
 // exampleConfig loads the repository's config.yaml with throw-away keys.
 func exampleConfig(t *testing.T) *config.Config {
 	t.Helper()
-	for _, k := range []string{"CUTOVER_LEGACY_ACCESS_KEY_ID", "CUTOVER_LEGACY_SECRET_ACCESS_KEY", "CUTOVER_HOLYSHEEP_API_KEY", "CUTOVER_GCV_API_KEY", "CUTOVER_AZURE_API_KEY", "CUTOVER_CLIENT_ACCESS_KEY_ID", "CUTOVER_CLIENT_SECRET_ACCESS_KEY"} {
+	for _, k := range []string{"CUTOVER_LEGACY_ACCESS_KEY_ID", "CUTOVER_LEGACY_SECRET_ACCESS_KEY", "CUTOVER_HOLYSHEEP_API_KEY", "CUTOVER_GCV_API_KEY", "CUTOVER_AZURE_API_KEY", "CUTOVER_CLIENT_ACCESS_KEY_ID", "CUTOVER_CLIENT_SECRET_ACCESS_KEY", "CUTOVER_LEGACY_CN_SECRET_ID", "CUTOVER_LEGACY_CN_SECRET_KEY", "CUTOVER_BAIDU_API_KEY", "CUTOVER_BAIDU_SECRET_KEY"} {
 		t.Setenv(k, "test-"+k)
 	}
 	cfg, err := config.Load("../config.yaml")

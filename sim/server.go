@@ -16,10 +16,13 @@ import (
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/azure"
+	"github.com/cutover/cutover/vision/baidu"
 	"github.com/cutover/cutover/vision/formats"
+	"github.com/cutover/cutover/vision/gcv"
 	"github.com/cutover/cutover/vision/holysheep"
 	"github.com/cutover/cutover/vision/openai"
 	"github.com/cutover/cutover/vision/rekognition"
+	"github.com/cutover/cutover/vision/tencent"
 )
 
 // Server is one simulated provider over HTTP.
@@ -30,7 +33,8 @@ type Server struct {
 	// TimeScale multiplies every simulated delay; 0 removes sleeping.
 	TimeScale float64
 
-	batch *holysheep.BatchServer
+	batch  *holysheep.BatchServer
+	tokens *baidu.Tokens // baidu: the OAuth token endpoint
 }
 
 // NewServer returns the HTTP side of a model.
@@ -40,6 +44,9 @@ func NewServer(m *Model, s *config.Simulator, timeScale float64) (*Server, error
 		return nil, err
 	}
 	srv := &Server{Model: m, Codec: codec, Creds: s.Credentials, TimeScale: timeScale}
+	if s.Format == config.FormatBaidu {
+		srv.tokens = &baidu.Tokens{APIKey: s.Credentials.APIKey.Value(), SecretKey: s.Credentials.SecretKey.Value()}
+	}
 	if s.Format == config.FormatHolySheep {
 		srv.batch = &holysheep.BatchServer{Provider: vision.ProviderFunc(srv.classify),
 			Backoff: func(n int) time.Duration { return srv.scale(500 * time.Millisecond << (n - 1)) }}
@@ -103,13 +110,25 @@ func (s *Server) authorize(r *http.Request, body []byte) (string, error) {
 	case string(config.FormatHolySheep), string(config.FormatOpenAI):
 		return holysheep.Authorize(r, key)
 	case string(config.FormatGCV):
-		got := r.URL.Query().Get("key")
+		got := gcv.APIKeyOf(r)
 		if b, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 			got = b
 		}
 		return "", checkKey(got, key)
 	case string(config.FormatAzure):
 		return "", checkKey(r.Header.Get(azure.KeyHeader), key)
+	case string(config.FormatTencent):
+		if s.Creds.SecretID == "" {
+			return "", nil
+		}
+		return tencent.VerifyTC3(r, body, func(id string) (string, bool) {
+			if subtle.ConstantTimeCompare([]byte(id), []byte(s.Creds.SecretID.Value())) == 1 {
+				return s.Creds.SecretKey.Value(), true
+			}
+			return "", false
+		}, time.Now())
+	case string(config.FormatBaidu):
+		return "", s.tokens.Check(r)
 	}
 	return "", nil
 }
@@ -130,6 +149,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.batch.ServeHTTP(w, r, key)
+		return
+	}
+	if s.tokens != nil && baidu.IsTokenRequest(r) {
+		s.tokens.ServeHTTP(w, r)
 		return
 	}
 	if !s.Codec.IsClassify(r) {

@@ -10,6 +10,8 @@ const (
 	formatAzure       = "azure"
 	formatHolySheep   = "holysheep"
 	formatOpenAI      = "openai"
+	formatTencent     = "tencent"
+	formatBaidu       = "baidu"
 )
 
 var _ = formatGCV // named for the reader; the default case covers it
@@ -17,12 +19,16 @@ var _ = formatGCV // named for the reader; the default case covers it
 // AddCategory appends canonical category path to res as provider format
 // would report it: a label with its parent labels (Rekognition, each
 // parent slightly more confident than its child, as Rekognition does), a
-// category (HolySheep, OpenAI-compatible) or a plain label (GCV, Azure).
+// label carrying its ancestors' names as Parents, nearest first (Tencent's
+// two-level categories, Baidu's root), a category (HolySheep,
+// OpenAI-compatible) or a plain label (GCV, Azure).
 func (t *Taxonomy) AddCategory(res *Result, format, path string, conf float64) {
 	name := t.ProviderLabel(format, path)
 	switch format {
 	case formatHolySheep, formatOpenAI:
 		res.Categories = append(res.Categories, Label{Name: name, Confidence: conf})
+	case formatTencent, formatBaidu:
+		res.Labels = append(res.Labels, Label{Name: name, Confidence: conf, Parents: t.ProviderParents(format, path)})
 	case formatRekognition:
 		parents := t.ProviderParents(format, path)
 		res.Labels = append(res.Labels, Label{Name: name, Confidence: conf, Parents: parents})

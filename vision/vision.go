@@ -107,6 +107,11 @@ type Request struct {
 	Attributes []AttributeKind `json:"attributes,omitempty"`
 	// CategoryFilter restricts answers to these categories (provider vocabulary).
 	CategoryFilter []string `json:"category_filter,omitempty"`
+	// Operation is the vendor's operation a server decoded the call as,
+	// for formats with several classification operations whose answers
+	// differ in shape (tencent: DetectLabelPro or DetectProduct); "" for
+	// the rest. The server answers in that operation's shape.
+	Operation string `json:"operation,omitempty"`
 	// LLM describes a vision-LLM call as a server decoded it (openai format):
 	// what the simulator needs to produce consistent token usage.
 	LLM *LLMParams `json:"llm,omitempty"`

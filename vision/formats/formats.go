@@ -13,10 +13,12 @@ import (
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/azure"
+	"github.com/cutover/cutover/vision/baidu"
 	"github.com/cutover/cutover/vision/gcv"
 	"github.com/cutover/cutover/vision/holysheep"
 	"github.com/cutover/cutover/vision/openai"
 	"github.com/cutover/cutover/vision/rekognition"
+	"github.com/cutover/cutover/vision/tencent"
 )
 
 // ClientCodec returns the client codec of p's format, with p's
@@ -43,6 +45,10 @@ func ClientCodec(cfg *config.Config, tx *vision.Taxonomy, p *config.Provider) (v
 		return azure.NewCodec(p.BaseURL.String(), p.Credentials.APIKey.Value()), nil
 	case config.FormatHolySheep:
 		return holysheep.NewCodec(p.BaseURL.String(), p.Credentials.APIKey.Value(), p.Model), nil
+	case config.FormatTencent:
+		return tencent.NewCodec(p.BaseURL.String(), p.Credentials.SecretID.Value(), p.Credentials.SecretKey.Value(), p.Region, p.Action), nil
+	case config.FormatBaidu:
+		return baidu.NewCodec(p.BaseURL.String(), p.Credentials.APIKey.Value(), p.Credentials.SecretKey.Value()), nil
 	}
 	return nil, fmt.Errorf("unknown format %q", p.Format)
 }
@@ -57,6 +63,9 @@ func NewClient(cfg *config.Config, tx *vision.Taxonomy, name string, hc *http.Cl
 	codec, err := ClientCodec(cfg, tx, p)
 	if err != nil {
 		return nil, err
+	}
+	if bc, ok := codec.(*baidu.Codec); ok && hc != nil {
+		bc.HTTP = hc // token requests and replays share the client's pool
 	}
 	c := &vision.Client{Codec: codec, HTTP: hc, Timeout: p.Timeout.D()}
 	if p.MaxRPS > 0 {
@@ -79,6 +88,10 @@ func ServerCodec(f config.Format) (vision.ServerCodec, error) {
 		return &holysheep.Codec{}, nil
 	case config.FormatOpenAI:
 		return &openai.Codec{}, nil
+	case config.FormatTencent:
+		return &tencent.Codec{}, nil
+	case config.FormatBaidu:
+		return &baidu.Codec{}, nil
 	}
 	return nil, fmt.Errorf("unknown format %q", f)
 }

@@ -1,18 +1,18 @@
 // Package gcv speaks Google Cloud Vision images:annotate (v1): a client that
-// authenticates with an API key (?key=) or a Bearer token, and a server side
-// that answers with GCV's shapes, including per-image errors inside HTTP 200.
+// authenticates with an API key (the x-goog-api-key header) or a Bearer
+// token, and a server side that reads requests as Google's servers do
+// (proto3 JSON: either field-name spelling, enums by name or number, the
+// $alt and enum-encoding parameters) and answers with GCV's shapes,
+// including per-image errors inside HTTP 200.
 package gcv
 
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-
 	"fmt"
 	"math"
 	"mime"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/cutover/cutover/internal/jsonx"
@@ -121,12 +121,27 @@ type ErrorBody struct {
 	} `json:"error"`
 }
 
+// KeyHeader carries an API key. Google also accepts ?key= in the URL; a
+// header keeps the key out of URLs, and so out of access logs and proxies'
+// error messages.
+const KeyHeader = "X-Goog-Api-Key"
+
 // Codec is both sides of images:annotate.
 type Codec struct {
 	BaseURL string
-	// APIKey is sent as ?key=; BearerToken, if set, as Authorization instead.
+	// APIKey is sent in the x-goog-api-key header; BearerToken, if set, as
+	// Authorization instead.
 	APIKey      string
 	BearerToken string
+}
+
+// APIKeyOf returns the API key a request carries: the x-goog-api-key
+// header, else the key query parameter (both are Google's).
+func APIKeyOf(r *http.Request) string {
+	if k := r.Header.Get(KeyHeader); k != "" {
+		return k
+	}
+	return r.URL.Query().Get("key")
 }
 
 // NewCodec returns a client codec.
@@ -171,17 +186,16 @@ func (c *Codec) NewRequest(ctx context.Context, req vision.Request) (*http.Reque
 	if err != nil {
 		return nil, fmt.Errorf("encoding annotate request: %w", err)
 	}
-	u := c.BaseURL + Path
-	if c.BearerToken == "" && c.APIKey != "" {
-		u += "?key=" + url.QueryEscape(c.APIKey)
-	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.BaseURL+Path, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("building annotate request: %w", err)
 	}
 	hr.Header.Set("Content-Type", "application/json; charset=utf-8")
-	if c.BearerToken != "" {
+	switch {
+	case c.BearerToken != "":
 		hr.Header.Set("Authorization", "Bearer "+c.BearerToken)
+	case c.APIKey != "":
+		hr.Header.Set(KeyHeader, c.APIKey)
 	}
 	return hr, nil
 }
@@ -285,56 +299,55 @@ func (c *Codec) IsClassify(r *http.Request) bool {
 func (c *Codec) MaxBodyBytes() int64 { return MaxRequestBytes }
 
 // DecodeRequest implements vision.ServerCodec. A request carries exactly one
-// image here: cutover classifies one image per call.
+// image here: cutover classifies one image per call. Its $alt must ask for
+// JSON (ParseEncoding).
 func (c *Codec) DecodeRequest(r *http.Request, body []byte) (vision.Request, error) {
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
 		return vision.Request{}, statusErr(vision.CodeBadRequest, "INVALID_ARGUMENT", "Invalid JSON payload received. Content-Type must be application/json.")
 	}
+	if _, err := ParseEncoding(r.URL.Query()); err != nil {
+		return vision.Request{}, err
+	}
 	return DecodeBody(body)
 }
 
-// DecodeBody parses an annotate body.
+// DecodeBody parses an annotate body (proto3 JSON).
 func DecodeBody(body []byte) (vision.Request, error) {
-	var ar AnnotateRequest
-	if err := jsonx.Unmarshal(body, &ar); err != nil {
-		return vision.Request{}, statusErr(vision.CodeBadRequest, "INVALID_ARGUMENT", "Invalid JSON payload received. "+vision.JSONErrorDetail(err))
-	}
-	if len(ar.Requests) != 1 {
-		return vision.Request{}, statusErr(vision.CodeBadRequest, "INVALID_ARGUMENT", fmt.Sprintf("cutover's annotate endpoint takes exactly 1 request, got %d", len(ar.Requests)))
-	}
-	ir := ar.Requests[0]
+	ir, err := decodeProto3(body)
 	var req vision.Request
+	if err != nil {
+		return req, err
+	}
 	switch {
-	case ir.Image.Content != "":
-		b, err := base64.StdEncoding.DecodeString(ir.Image.Content)
-		if err != nil {
-			return req, statusErr(vision.CodeBadRequest, "INVALID_ARGUMENT", "Invalid value at 'requests[0].image.content' (TYPE_BYTES), Base64 decoding failed")
-		}
-		im, err := vision.DecodeImageBytes(b, 0)
+	case ir.hasContent && len(ir.content) > 0:
+		im, err := vision.DecodeImageBytes(ir.content, 0)
 		if err != nil {
 			return req, err // answered as a per-image error
 		}
 		req.Image = im
-	case ir.Image.Source != nil && (ir.Image.Source.ImageURI != "" || ir.Image.Source.GCSImageURI != ""):
-		u := ir.Image.Source.ImageURI
-		if u == "" {
-			u = ir.Image.Source.GCSImageURI
-		}
-		req.Image = vision.ImageFromURL(u)
+	case ir.imageURI != "":
+		req.Image = vision.ImageFromURL(ir.imageURI)
+	case ir.gcsURI != "":
+		req.Image = vision.ImageFromURL(ir.gcsURI)
 	default:
 		return req, vision.Errorf(vision.CodeBadImage, "Bad image data.")
 	}
 	labels := false
-	for _, f := range ir.Features {
-		switch f.Type {
-		case "LABEL_DETECTION":
+	for i, f := range ir.features {
+		switch f.typ {
+		case FeatureTypes["LABEL_DETECTION"]:
 			labels = true
-			req.MaxLabels = f.MaxResults
-		case "IMAGE_PROPERTIES":
+			req.MaxLabels = f.maxResults
+		case FeatureTypes["IMAGE_PROPERTIES"]:
 			req.Attributes = append(req.Attributes, vision.KindColor)
-		case "OBJECT_LOCALIZATION":
+		case FeatureTypes["OBJECT_LOCALIZATION"]:
 		default:
-			return req, statusErr(vision.CodeBadRequest, "INVALID_ARGUMENT", "Invalid value at 'requests[0].features[0].type': "+f.Type)
+			name := featureName(f.typ)
+			if name == "" {
+				name = fmt.Sprint(f.typ)
+			}
+			return req, statusErr(vision.CodeBadRequest, "INVALID_ARGUMENT",
+				fmt.Sprintf("Invalid value at 'requests[0].features[%d].type': %s is not served by cutover (LABEL_DETECTION, IMAGE_PROPERTIES and OBJECT_LOCALIZATION are)", i, name))
 		}
 	}
 	if !labels && len(req.Attributes) == 0 {

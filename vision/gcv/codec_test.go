@@ -107,6 +107,7 @@ func FuzzDecodeBody(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"requests":[{"image":{"content":"!!"}}]}`))
+	f.Add([]byte(`{"requests":[{"image":{"content":"iVBORw0KGgo","source":null},"features":[{"type":4,"max_results":"3"},{"type":"IMAGE_PROPERTIES"}],"image_context":{}}],"parent":""}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		req, err := DecodeBody(b)
 		if err != nil {
