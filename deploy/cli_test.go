@@ -58,6 +58,7 @@ func buildCLI(t *testing.T) *cli {
 		cmd := exec.Command("go", append(args, "./cmd/cutover")...)
 		cmd.Dir = ".."
 		if out, err := cmd.CombinedOutput(); err != nil {
+			os.RemoveAll(dir)
 			cliErr = fmt.Errorf("go build ./cmd/cutover: %v\n%s", err, out)
 			return
 		}
