@@ -92,6 +92,14 @@ type Fleet struct {
 	// Name identifies this replica. Default: the host name and the port
 	// of proxy.listen, e.g. web-3:8080.
 	Name string `yaml:"name"`
+	// CredsFile is a NATS credentials file (a user JWT and its NKey seed)
+	// for servers that require them. User and password can also be given
+	// in nats_url; tls:// in nats_url uses TLS. Optional.
+	CredsFile string `yaml:"creds_file"`
+	// Replicas is the number of JetStream replicas of the buckets when this
+	// replica creates them (1–5; use 3 on a NATS cluster). Buckets that
+	// exist are used as they are. Default 1.
+	Replicas int `yaml:"replicas"`
 }
 
 // ForwardProxy configures forward mode: TLS interception of the legacy
@@ -297,6 +305,9 @@ func (c *Config) setProxyDefaults() {
 		if f.Bucket == "" {
 			f.Bucket = "cutover-fleet"
 		}
+		if f.Replicas == 0 {
+			f.Replicas = 1
+		}
 		if f.Name == "" {
 			host, _ := os.Hostname()
 			_, port, _ := net.SplitHostPort(p.Listen.String())
@@ -380,6 +391,9 @@ func (v *validator) proxy() {
 		}
 		if !validBucket(f.Bucket) {
 			v.errf("proxy.fleet.bucket", "bucket %q: letters, digits, - and _ only", f.Bucket)
+		}
+		if f.Replicas < 1 || f.Replicas > 5 {
+			v.errf("proxy.fleet.replicas", "replicas %d: expected 1–5", f.Replicas)
 		}
 	}
 	if m.MaxDailySpend < 0 {

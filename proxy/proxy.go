@@ -158,7 +158,7 @@ func New(cfg *config.Config, tx *vision.Taxonomy, rec RunRecorder, opt Options) 
 	var store stateStore = fileStore{path: cfg.Path(pc.Canary.StateFile)}
 	if f := pc.Fleet; f != nil {
 		fs, err := fleet.Open(context.Background(), fleet.Options{URL: f.NATSURL, Bucket: f.Bucket, Name: f.Name,
-			DedupeTTL: dedupeTTL(pc.Mirror), Logger: p.log})
+			CredsFile: cfg.Path(f.CredsFile), Replicas: f.Replicas, DedupeTTL: dedupeTTL(pc.Mirror), Logger: p.log})
 		if err != nil {
 			return nil, err
 		}

@@ -52,12 +52,16 @@ func canaryCmd() *command {
 			if err != nil {
 				return usagef("--admin %q: %v", *admin, err)
 			}
+			// The token goes with every call when it is set: an admin
+			// listener bound off loopback needs it for GETs too.
+			tok := os.Getenv(*tokenEnv)
+			if tok != "" {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
 			if method == http.MethodPost {
-				tok := os.Getenv(*tokenEnv)
 				if tok == "" {
 					return fmt.Errorf("$%s is not set: mutating the canary needs the admin bearer token", *tokenEnv)
 				}
-				req.Header.Set("Authorization", "Bearer "+tok)
 				req.Header.Set("Content-Type", "application/json")
 			}
 			resp, err := http.DefaultClient.Do(req)

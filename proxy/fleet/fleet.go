@@ -45,6 +45,10 @@ type Options struct {
 	// DedupeTTL, when positive, opens a second bucket (Bucket + "-dedupe")
 	// whose entries expire after it.
 	DedupeTTL time.Duration
+	// CredsFile is a NATS credentials file; "" for none.
+	CredsFile string
+	// Replicas is the JetStream replication of buckets Open creates.
+	Replicas int
 	// OpTimeout bounds each operation. Default 2s.
 	OpTimeout time.Duration
 	Logger    *slog.Logger
@@ -79,7 +83,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		o.Logger = slog.Default()
 	}
 	s := &Store{timeout: o.OpTimeout, log: o.Logger}
-	nc, err := nats.Connect(o.URL, nats.Name("cutover proxy "+o.Name), nats.MaxReconnects(-1),
+	opts := []nats.Option{nats.Name("cutover proxy " + o.Name), nats.MaxReconnects(-1)}
+	if o.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(o.CredsFile))
+	}
+	nc, err := nats.Connect(o.URL, append(opts,
 		nats.ReconnectWait(250*time.Millisecond), nats.Timeout(o.OpTimeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			s.connected.Store(false)
@@ -89,7 +97,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 			s.connected.Store(true)
 			s.log.Info("fleet: NATS reconnected")
 		}),
-		nats.ClosedHandler(func(*nats.Conn) { s.connected.Store(false) }))
+		nats.ClosedHandler(func(*nats.Conn) { s.connected.Store(false) }))...)
 	if err != nil {
 		return nil, fmt.Errorf("proxy.fleet.nats_url: connecting to %s: %w", o.URL, err)
 	}
@@ -102,19 +110,35 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	octx, cancel := context.WithTimeout(ctx, 5*o.OpTimeout)
 	defer cancel()
-	if s.kv, err = js.CreateOrUpdateKeyValue(octx, jetstream.KeyValueConfig{Bucket: o.Bucket, History: 1,
+	if s.kv, err = openBucket(octx, js, jetstream.KeyValueConfig{Bucket: o.Bucket, History: 1, Replicas: max(o.Replicas, 1),
 		Description: "cutover proxy fleet: canary state, lease, replica figures, spend"}); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("fleet: opening bucket %s: %w", o.Bucket, err)
+		return nil, err
 	}
 	if o.DedupeTTL > 0 {
-		if s.dedupe, err = js.CreateOrUpdateKeyValue(octx, jetstream.KeyValueConfig{Bucket: o.Bucket + "-dedupe", History: 1, TTL: o.DedupeTTL,
-			Description: "cutover proxy fleet: images mirrored recently"}); err != nil {
+		if s.dedupe, err = openBucket(octx, js, jetstream.KeyValueConfig{Bucket: o.Bucket + "-dedupe", History: 1, TTL: o.DedupeTTL,
+			Replicas: max(o.Replicas, 1), Description: "cutover proxy fleet: images mirrored recently"}); err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("fleet: opening bucket %s-dedupe: %w", o.Bucket, err)
+			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// openBucket opens a bucket as it is, or creates it with cfg: an existing
+// bucket's settings (replicas, TTL) are an operator's, never changed here.
+func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, cfg.Bucket) // another replica created it first
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fleet: opening bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
 }
 
 // Connected reports whether NATS is reachable now.
