@@ -1,7 +1,6 @@
 package label
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -133,33 +132,49 @@ func (s *Store) readLog() error {
 	if err != nil {
 		return fmt.Errorf("reading the decision log: %w", err)
 	}
-	if n := bytes.LastIndexByte(b, '\n'); n+1 < len(b) {
-		if err := os.Truncate(path, int64(n+1)); err != nil {
+	decisions, keep, err := s.parseLog(path, b)
+	if err != nil {
+		return err
+	}
+	if keep < len(b) {
+		if err := os.Truncate(path, int64(keep)); err != nil {
 			return fmt.Errorf("cutting the torn last line off %s: %w", path, err)
 		}
-		b, s.Recovered = b[:n+1], true
+		s.Recovered = true
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for line := 1; sc.Scan(); line++ {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+	s.decisions = decisions
+	return nil
+}
+
+// parseLog decodes the decision log's bytes b (read from path): the last
+// decision about each image, and how many bytes of b hold whole lines.
+func (s *Store) parseLog(path string, b []byte) (map[string]Decision, int, error) {
+	keep := bytes.LastIndexByte(b, '\n') + 1
+	out := map[string]Decision{}
+	for line, rest := 1, b[:keep]; len(rest) > 0; line++ {
+		l, next, _ := bytes.Cut(rest, []byte{'\n'})
+		rest = next
+		if len(bytes.TrimSpace(l)) == 0 {
 			continue
 		}
 		var dc Decision
-		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
+		dec := json.NewDecoder(bytes.NewReader(l))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&dc); err != nil {
-			return fmt.Errorf("%s:%d: %w", path, line, err)
+			return nil, 0, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		if dec.More() {
+			return nil, 0, fmt.Errorf("%s:%d: more than one JSON value on the line", path, line)
 		}
 		if _, ok := s.index[dc.SHA256]; !ok {
-			return fmt.Errorf("%s:%d: image %.12s… is not in the sample of %s", path, line, dc.SHA256, fixtures.DesignName)
+			return nil, 0, fmt.Errorf("%s:%d: image %.12q is not in the sample of %s", path, line, dc.SHA256, fixtures.DesignName)
 		}
 		if err := s.validate(&dc); err != nil {
-			return fmt.Errorf("%s:%d: %w", path, line, err)
+			return nil, 0, fmt.Errorf("%s:%d: %w", path, line, err)
 		}
-		s.decisions[dc.SHA256] = dc
+		out[dc.SHA256] = dc
 	}
-	return sc.Err()
+	return out, keep, nil
 }
 
 // Close closes the log.
