@@ -112,7 +112,7 @@ func TestPageInChromium(t *testing.T) {
 	seenBad := len(logs())
 
 	dir := t.TempDir()
-	run := makeRun(t, filepath.Join(dir, "run"), runOptions{seed: 5})
+	run := makeRun(t, filepath.Join(dir, "run"), runOptions{Seed: 5})
 	out := filepath.Join(dir, "out")
 	st := prepare(t, out, []string{run}, 1).Store
 	defer st.Close()

@@ -55,7 +55,7 @@ func TestClassifyPartition(t *testing.T) {
 func TestBuildFrame(t *testing.T) {
 	_, fx := world(t)
 	dir := t.TempDir()
-	run := makeRun(t, filepath.Join(dir, "run"), runOptions{seed: 3, repeats: 10, primaryOnly: 4})
+	run := makeRun(t, filepath.Join(dir, "run"), runOptions{Seed: 3, Repeats: 10, PrimaryOnly: 4})
 	f, err := BuildFrame(context.Background(), []string{run}, 0.75)
 	if err != nil {
 		t.Fatal(err)
@@ -108,21 +108,21 @@ func TestBuildFrame(t *testing.T) {
 // silently; runs with other providers are refused.
 func TestBuildFrameBadInput(t *testing.T) {
 	dir := t.TempDir()
-	noImages := makeRun(t, filepath.Join(dir, "no-images"), runOptions{seed: 3, noStore: true})
+	noImages := makeRun(t, filepath.Join(dir, "no-images"), runOptions{Seed: 3, NoStore: true})
 	_, err := BuildFrame(context.Background(), []string{noImages}, 0.75)
 	var ni *NoImagesError
 	if !errors.As(err, &ni) || ni.Dir != noImages || !strings.Contains(err.Error(), "record.store_images: true") || !strings.Contains(err.Error(), noImages) {
 		t.Errorf("a run without images: got %v", err)
 	}
 	empty := filepath.Join(dir, "empty-images")
-	makeRun(t, empty, runOptions{seed: 3})
+	makeRun(t, empty, runOptions{Seed: 3})
 	os.RemoveAll(filepath.Join(empty, "images"))
 	os.Mkdir(filepath.Join(empty, "images"), 0o755)
 	if _, err := BuildFrame(context.Background(), []string{empty}, 0.75); !errors.As(err, &ni) || !strings.Contains(err.Error(), "holds no images") {
 		t.Errorf("an empty images/: got %v", err)
 	}
 
-	run := makeRun(t, filepath.Join(dir, "run"), runOptions{seed: 3})
+	run := makeRun(t, filepath.Join(dir, "run"), runOptions{Seed: 3})
 	d, _ := record.Open(run)
 	imgs, _, err := d.StoredImages()
 	if err != nil {
@@ -154,7 +154,7 @@ func TestBuildFrameBadInput(t *testing.T) {
 
 	// Another pair of providers in a second run.
 	other := filepath.Join(dir, "other")
-	makeRun(t, other, runOptions{seed: 4})
+	makeRun(t, other, runOptions{Seed: 4})
 	rewriteProvider(t, other, "legacy", "legacy-2")
 	if _, err := BuildFrame(context.Background(), []string{run, other}, 0.75); err == nil || !strings.Contains(err.Error(), "legacy-2") {
 		t.Errorf("mixed providers: got %v", err)
@@ -175,7 +175,7 @@ func rewriteProvider(t *testing.T, run, from, to string) {
 }
 
 func TestDraw(t *testing.T) {
-	run := makeRun(t, filepath.Join(t.TempDir(), "run"), runOptions{seed: 3})
+	run := makeRun(t, filepath.Join(t.TempDir(), "run"), runOptions{Seed: 3})
 	f, err := BuildFrame(context.Background(), []string{run}, 0.75)
 	if err != nil {
 		t.Fatal(err)

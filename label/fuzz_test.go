@@ -25,7 +25,7 @@ func fuzzSetup(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		fuzzRun = makeRun(f, filepath.Join(dir, "run"), runOptions{seed: 5})
+		fuzzRun = makeRun(f, filepath.Join(dir, "run"), runOptions{Seed: 5})
 		tx, _ := world(f)
 		fuzzOut = filepath.Join(dir, "out")
 		sess, err := Prepare(f.Context(), Options{Out: fuzzOut, Runs: []string{fuzzRun}, Low: 0.75, Taxonomy: tx,

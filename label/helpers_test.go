@@ -1,17 +1,13 @@
 package label
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
-	"github.com/cutover/cutover/record"
-	"github.com/cutover/cutover/sim"
+	"github.com/cutover/cutover/label/labeltest"
 	"github.com/cutover/cutover/vision"
 )
 
@@ -52,101 +48,17 @@ func world(t testing.TB) (*vision.Taxonomy, *fixtures.Set) {
 	return sharedTx, sharedFx
 }
 
-// Simulated providers with the story's profiles: a Rekognition legacy
-// at 23 % fashion misclassification and a HolySheep classify candidate
-// at 6.4 %, which fails 5 % of calls here so the failed stratum is not
-// empty.
-func legacySim() *config.Simulator {
-	return &config.Simulator{Format: config.FormatRekognition, Profile: config.Profile{
-		Latency: config.Latency{Median: config.Duration(250 * time.Millisecond), P99: config.Duration(900 * time.Millisecond)},
-		Accuracy: config.Accuracy{Misclassification: map[string]config.Rate{"fashion": 0.23, "accessories": 0.12, "footwear": 0.10, "default": 0.10},
-			AttributeErrors: map[string]config.Rate{"color": 0.12, "pattern": 0.3}},
-	}}
-}
-
-func candidateSim(failures float64) *config.Simulator {
-	return &config.Simulator{Format: config.FormatHolySheep, Profile: config.Profile{
-		Latency: config.Latency{Mean: config.Duration(180 * time.Millisecond), P99: config.Duration(340 * time.Millisecond)},
-		Errors:  map[string]config.Rate{"server_error": config.Rate(failures)},
-		Accuracy: config.Accuracy{Misclassification: map[string]config.Rate{"fashion": 0.064, "default": 0.05},
-			AttributeErrors: map[string]config.Rate{"color": 0.05, "pattern": 0.1}},
-	}}
-}
-
 // runOptions shape a recorded run.
-type runOptions struct {
-	seed    uint64
-	repeats int // images sent twice (the first repeats fixtures)
-	noStore bool
-	// primaryOnly adds this many pairs whose candidate never answered.
-	primaryOnly int
-}
+type runOptions = labeltest.RunOptions
 
-// makeRun records a shadow run the way the proxy does (record.Writer,
-// one primary and one candidate observation per pair, the image stored
-// by SHA-256) with answers from the simulator's models for every fixture
-// image, and returns its directory.
+// makeRun records a shadow run of the shared fixtures.
 func makeRun(t testing.TB, dir string, ro runOptions) string {
 	t.Helper()
 	tx, fx := world(t)
-	w, err := record.Create(dir, record.Run{Kind: "proxy", Mode: "shadow", Providers: []record.Provider{
-		{Name: "legacy", Role: record.RolePrimary, Format: "rekognition"}, {Name: "holysheep", Role: record.RoleCandidate, Format: "holysheep"}}},
-		record.Options{StoreImages: !ro.noStore})
-	if err != nil {
-		t.Fatal(err)
-	}
-	prim, err := sim.NewModel("legacy", legacySim(), tx, fx, ro.seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cand, err := sim.NewModel("holysheep", candidateSim(0.05), tx, fx, ro.seed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)
-	n := 0
-	send := func(it fixtures.Item, both bool) {
-		b, err := fx.ReadImage(it)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := vision.Request{Image: vision.NewImage(b)}
-		at := start.Add(time.Duration(n) * time.Second)
-		pair := fmt.Sprintf("p%05d", n)
-		n++
-		for side, m := range []*sim.Model{prim, cand} {
-			if side == 1 && !both {
-				break
-			}
-			o := m.DecideAt(req, at)
-			obs := record.Observation{RequestID: pair + []string{"-p", "-c"}[side], PairID: pair, Time: at.Add(time.Duration(side) * time.Millisecond),
-				Provider: m.Name, Role: []string{record.RolePrimary, record.RoleCandidate}[side], Status: 200,
-				LatencyNS: o.Latency.Nanoseconds(), ImageSHA256: req.Image.SHA256, ImageSize: len(b)}
-			if o.Err != nil {
-				obs.Status, obs.Code, obs.Error = 500, string(o.Err.Code), o.Err.Error()
-			} else {
-				tags := tx.Normalize(m.Format, o.Result)
-				obs.Tags = &tags
-			}
-			w.Record(obs)
-		}
-		if both {
-			if err := w.StoreImage(req.Image.SHA256, b, req.Image.MediaType); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	for _, it := range fx.Items {
-		send(it, true)
-	}
-	for i := 0; i < ro.repeats && i < len(fx.Items); i++ {
-		send(fx.Items[i], true)
-	}
-	for i := 0; i < ro.primaryOnly; i++ {
-		send(fx.Items[i], false)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return labeltest.MakeRun(t, dir, tx, fx, ro)
 }
+
+var (
+	legacySim    = labeltest.LegacySim
+	candidateSim = labeltest.CandidateSim
+)

@@ -30,7 +30,7 @@ func serve(t *testing.T, st *Store, opt ServerOptions) (*httptest.Server, *Clien
 func TestAPI(t *testing.T) {
 	_, fx := world(t)
 	dir := t.TempDir()
-	run := makeRun(t, filepath.Join(dir, "run"), runOptions{seed: 5})
+	run := makeRun(t, filepath.Join(dir, "run"), runOptions{Seed: 5})
 	st := prepare(t, filepath.Join(dir, "out"), []string{run}, 1).Store
 	defer st.Close()
 	ts, c := serve(t, st, ServerOptions{})
@@ -111,7 +111,7 @@ func TestAPI(t *testing.T) {
 // callers without the token out.
 func TestAPIGuards(t *testing.T) {
 	dir := t.TempDir()
-	run := makeRun(t, filepath.Join(dir, "run"), runOptions{seed: 5})
+	run := makeRun(t, filepath.Join(dir, "run"), runOptions{Seed: 5})
 	st := prepare(t, filepath.Join(dir, "out"), []string{run}, 1).Store
 	defer st.Close()
 	ts, c := serve(t, st, ServerOptions{})
@@ -189,7 +189,7 @@ func TestAPIGuards(t *testing.T) {
 // whose answer it holds, and the sides are shuffled across items.
 func TestShowProviders(t *testing.T) {
 	dir := t.TempDir()
-	run := makeRun(t, filepath.Join(dir, "run"), runOptions{seed: 5})
+	run := makeRun(t, filepath.Join(dir, "run"), runOptions{Seed: 5})
 	st := prepare(t, filepath.Join(dir, "out"), []string{run}, 1).Store
 	defer st.Close()
 	firsts := map[string]int{}

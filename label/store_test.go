@@ -30,7 +30,7 @@ func prepare(t *testing.T, out string, runs []string, seed uint64) *Session {
 func TestStoreSavesAndResumes(t *testing.T) {
 	tx, fx := world(t)
 	dir := t.TempDir()
-	run := makeRun(t, filepath.Join(dir, "run"), runOptions{seed: 5})
+	run := makeRun(t, filepath.Join(dir, "run"), runOptions{Seed: 5})
 	out := filepath.Join(dir, "labels")
 	sess := prepare(t, out, []string{run}, 1)
 	if sess.Resumed {
@@ -125,7 +125,7 @@ func TestStoreSavesAndResumes(t *testing.T) {
 func TestStoreRefuses(t *testing.T) {
 	tx, _ := world(t)
 	dir := t.TempDir()
-	run := makeRun(t, filepath.Join(dir, "run"), runOptions{seed: 5})
+	run := makeRun(t, filepath.Join(dir, "run"), runOptions{Seed: 5})
 	busy := filepath.Join(dir, "busy")
 	os.MkdirAll(busy, 0o755)
 	os.WriteFile(filepath.Join(busy, "x"), nil, 0o644)
