@@ -168,6 +168,30 @@ func TestStratifiedPairedConcordant(t *testing.T) {
 	}
 }
 
+// TestStratifiedAllRight: with every label right, the Wald and
+// effective-size intervals collapse to the point 1; this one keeps the
+// uncertainty of the unlabelled images.
+func TestStratifiedAllRight(t *testing.T) {
+	strata := []StratumPairs{
+		{Name: "disagree", N: 200, Table: Paired{OnlyB: 30}},
+		{Name: "agree", N: 800, Table: Paired{Both: 30}, Concordant: true},
+	}
+	wLo, wHi, kLo, kHi := altIntervals(strata, func(t Paired) int { return t.Both + t.OnlyB })
+	if wLo != 1 || wHi != 1 || kLo != 1 || kHi != 1 {
+		t.Errorf("alternatives: Wald [%v, %v], effective size [%v, %v]; want both [1, 1]", wLo, wHi, kLo, kHi)
+	}
+	e, err := StratifiedPaired(strata, Z95)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wilson(30 of 30) at n* = 30·199/170 and 30·799/770: lower limits
+	// 0.901394 and 0.890150 (Python, from the formula);
+	// L = 1 − √(0.04·0.098606² + 0.64·0.109850²) = 0.909935.
+	if e.B.Value != 1 || e.B.Hi != 1 || math.Abs(e.B.Lo-0.909935) > 1e-6 {
+		t.Errorf("B: got %+v, want 1 in [0.909935, 1]", e.B)
+	}
+}
+
 func TestStratifiedErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
