@@ -138,7 +138,7 @@ func TestWeightedEstimateSimulation(t *testing.T) {
 	}
 	tf := float64(total)
 	cov := func(h int) float64 { return float64(h) / tf }
-	t.Logf("%d Repeats: coverage legacy %.1f %%, candidate %.1f %%, difference %.1f %%; mean bias %+.2f, %+.2f, %+.2f points; the unweighted share of labels right would be off by %+.1f points for legacy",
+	t.Logf("%d repeats: coverage legacy %.1f %%, candidate %.1f %%, difference %.1f %%; mean bias %+.2f, %+.2f, %+.2f points; the unweighted share of labels right would be off by %+.1f points for legacy",
 		total, 100*cov(hitA), 100*cov(hitB), 100*cov(hitD), 100*biasA/tf, 100*biasB/tf, 100*biasD/tf, 100*naiveA/tf)
 	for _, c := range []struct {
 		what string
