@@ -66,9 +66,11 @@ func FuzzLabelBody(f *testing.F) {
 			t.Fatalf("%q: status %d: %s", body, rec.Code, rec.Body.String())
 		}
 		if rec.Code == http.StatusOK {
-			if _, err := Open(fuzzOut, []string{fuzzRun}, tx); err != nil {
+			st, err := Open(fuzzOut, []string{fuzzRun}, tx)
+			if err != nil {
 				t.Fatalf("%q was saved, but the folder no longer opens: %v", body, err)
 			}
+			st.Close()
 		}
 	})
 }

@@ -60,8 +60,11 @@ type Store struct {
 
 	mu        sync.Mutex
 	log       *os.File
+	manifest  *os.File            // manifest.jsonl, opened for appending
 	decisions map[string]Decision // by SHA-256, the last one made
-	index     map[string]int      // SHA-256 → position in design.Sample
+	cursor    int                 // no undecided item before this position
+	counts    map[string]*StratumProgress
+	index     map[string]int // SHA-256 → position in design.Sample
 	leaves    map[string]bool
 	// Recovered is set when Open cut a torn last line off the log (a
 	// crash in the middle of a write).
@@ -117,7 +120,26 @@ func Open(dir string, runs []string, tx *vision.Taxonomy) (*Store, error) {
 		f.Close()
 		return nil, err
 	}
+	s.counts = map[string]*StratumProgress{}
+	for _, st := range d.Strata {
+		s.counts[st.Name] = &StratumProgress{Name: st.Name, Population: st.Population, Sample: st.Sample}
+	}
+	for _, u := range d.Sample {
+		if dc, ok := s.decisions[u.SHA256]; ok {
+			s.count(u.Stratum, dc.Decision, 1)
+		}
+	}
 	return s, nil
+}
+
+// count adds n to the stratum's count of decision.
+func (s *Store) count(stratum, decision string, n int) {
+	c := s.counts[stratum]
+	if decision == DecisionLabel {
+		c.Labelled += n
+	} else {
+		c.Skipped += n
+	}
 }
 
 // readLog loads labels.jsonl. A last line without its newline is a write
@@ -185,7 +207,10 @@ func (s *Store) Close() error {
 		return nil
 	}
 	err := s.log.Close()
-	s.log = nil
+	if s.manifest != nil {
+		s.manifest.Close()
+	}
+	s.log, s.manifest = nil, nil
 	return err
 }
 
@@ -279,8 +304,10 @@ func contains(s []string, v string) bool {
 
 // Record validates and saves one decision: the image is copied into the
 // set (write, fsync, rename), the decision appended to the log and
-// fsynced, and the manifest rewritten (write, fsync, rename). When Record
-// returns nil, the label survives a crash.
+// fsynced, and a new label appended to the manifest and fsynced (a
+// replaced one rewrites the manifest: write, fsync, rename). When Record
+// returns nil, the label survives a crash. The work per decision does not
+// grow with the sample.
 func (s *Store) Record(dc Decision, replace bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -290,7 +317,8 @@ func (s *Store) Record(dc Decision, replace bool) error {
 	if err := s.validate(&dc); err != nil {
 		return err
 	}
-	if _, done := s.decisions[dc.SHA256]; done && !replace {
+	prev, done := s.decisions[dc.SHA256]
+	if done && !replace {
 		return ErrDecided
 	}
 	if dc.Decision == DecisionLabel {
@@ -309,7 +337,18 @@ func (s *Store) Record(dc Decision, replace bool) error {
 		return fmt.Errorf("syncing the decision log: %w", err)
 	}
 	s.decisions[dc.SHA256] = dc
-	return s.writeManifest()
+	u := s.design.Sample[s.index[dc.SHA256]]
+	if done {
+		s.count(u.Stratum, prev.Decision, -1)
+	}
+	s.count(u.Stratum, dc.Decision, 1)
+	switch {
+	case done && prev.Decision == DecisionLabel:
+		return s.writeManifest() // the old label goes
+	case dc.Decision == DecisionLabel:
+		return s.appendManifest(s.item(u, dc))
+	}
+	return nil
 }
 
 // ImagePath is where a sampled image is read from: the copy in the set
@@ -356,25 +395,43 @@ func (s *Store) copyImage(u fixtures.DesignUnit) error {
 	return writeAtomic(dst, b)
 }
 
-// Items returns the manifest's items: one per labelled image, in the
+// items returns the manifest's items: one per labelled image, in the
 // sample's order.
 func (s *Store) items() []fixtures.Item {
 	var out []fixtures.Item
 	for _, u := range s.design.Sample {
-		dc, ok := s.decisions[u.SHA256]
-		if !ok || dc.Decision != DecisionLabel {
-			continue
+		if dc, ok := s.decisions[u.SHA256]; ok && dc.Decision == DecisionLabel {
+			out = append(out, s.item(u, dc))
 		}
-		st, _ := s.design.Stratum(u.Stratum)
-		var attrs map[vision.AttributeKind]string
-		if len(dc.Attributes) > 0 {
-			attrs = dc.Attributes
-		}
-		out = append(out, fixtures.Item{ID: "label-" + u.SHA256[:16], File: setFile(u), SHA256: u.SHA256,
-			Category: dc.Category, Group: s.tx.Group(dc.Category), Attributes: attrs, Source: "label",
-			Stratum: u.Stratum, InclusionProbability: st.InclusionProbability})
 	}
 	return out
+}
+
+// item is the manifest line of a labelled image.
+func (s *Store) item(u fixtures.DesignUnit, dc Decision) fixtures.Item {
+	st, _ := s.design.Stratum(u.Stratum)
+	var attrs map[vision.AttributeKind]string
+	if len(dc.Attributes) > 0 {
+		attrs = dc.Attributes
+	}
+	return fixtures.Item{ID: "label-" + u.SHA256[:16], File: setFile(u), SHA256: u.SHA256,
+		Category: dc.Category, Group: s.tx.Group(dc.Category), Attributes: attrs, Source: "label",
+		Stratum: u.Stratum, InclusionProbability: st.InclusionProbability}
+}
+
+// appendManifest appends one item in one write and fsyncs.
+func (s *Store) appendManifest(it fixtures.Item) error {
+	b, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	if _, err := s.manifest.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("appending to the manifest: %w", err)
+	}
+	if err := s.manifest.Sync(); err != nil {
+		return fmt.Errorf("syncing the manifest: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) writeManifest() error {
@@ -385,9 +442,18 @@ func (s *Store) writeManifest() error {
 			return err
 		}
 	}
-	if err := writeAtomic(filepath.Join(s.dir, fixtures.ManifestName), b.Bytes()); err != nil {
+	path := filepath.Join(s.dir, fixtures.ManifestName)
+	if err := writeAtomic(path, b.Bytes()); err != nil {
 		return fmt.Errorf("writing the manifest: %w", err)
 	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("opening the manifest: %w", err)
+	}
+	if s.manifest != nil {
+		s.manifest.Close()
+	}
+	s.manifest = f
 	return nil
 }
 
@@ -484,24 +550,11 @@ func (s *Store) Progress() Progress {
 
 func (s *Store) progressLocked() Progress {
 	p := Progress{Total: len(s.design.Sample)}
-	idx := map[string]int{}
-	for i, st := range s.design.Strata {
-		idx[st.Name] = i
-		p.Strata = append(p.Strata, StratumProgress{Name: st.Name, Population: st.Population, Sample: st.Sample})
-	}
-	for _, u := range s.design.Sample {
-		dc, ok := s.decisions[u.SHA256]
-		if !ok {
-			continue
-		}
-		sp := &p.Strata[idx[u.Stratum]]
-		if dc.Decision == DecisionLabel {
-			p.Labelled++
-			sp.Labelled++
-		} else {
-			p.Skipped++
-			sp.Skipped++
-		}
+	for _, st := range s.design.Strata {
+		c := *s.counts[st.Name]
+		p.Strata = append(p.Strata, c)
+		p.Labelled += c.Labelled
+		p.Skipped += c.Skipped
 	}
 	p.Remaining = p.Total - p.Labelled - p.Skipped
 	return p
@@ -512,11 +565,10 @@ func (s *Store) progressLocked() Progress {
 func (s *Store) Next(showProviders bool) (Item, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, u := range s.design.Sample {
-		if _, done := s.decisions[u.SHA256]; done {
-			continue
+	for ; s.cursor < len(s.design.Sample); s.cursor++ {
+		if _, done := s.decisions[s.design.Sample[s.cursor].SHA256]; !done {
+			return s.show(s.cursor, showProviders), true
 		}
-		return s.show(i, showProviders), true
 	}
 	return Item{}, false
 }

@@ -104,6 +104,28 @@ func TestStoreSavesAndResumes(t *testing.T) {
 	if set, _ := fixtures.Load(out); len(set.Items) != 2 {
 		t.Errorf("after replacing a label by a skip the manifest holds %d, want 2", len(set.Items))
 	}
+	// The skip (item 3) becomes a label, and a label changes category.
+	skipped := st.Design().Sample[2]
+	if err := st.Record(Decision{SHA256: skipped.SHA256, Decision: DecisionLabel, Choice: ChoiceNeither, Category: "accessories/watches"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Record(Decision{SHA256: labelled[1], Decision: DecisionLabel, Choice: ChoiceNeither, Category: "accessories/wallets"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if p := st.Progress(); p.Labelled != 3 || p.Skipped != 1 || p.Remaining != 16 {
+		t.Errorf("progress after replacing %+v", p)
+	}
+	set, err = fixtures.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, it := range set.Items {
+		got[it.SHA256] = it.Category
+	}
+	if len(got) != 3 || got[skipped.SHA256] != "accessories/watches" || got[labelled[1]] != "accessories/wallets" {
+		t.Errorf("manifest after replacing: %v", got)
+	}
 	st.Close()
 
 	// Other flags, or a run that changed, would not give the same sample.
