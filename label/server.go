@@ -73,7 +73,7 @@ func NewServer(st *Store, tx *vision.Taxonomy, opt ServerOptions) *Server {
 	return s
 }
 
-// IsLoopback reports whether host (a name or an IP) is loopback only.
+// isLoopback reports whether host (a name or an IP) is loopback only.
 func isLoopback(host string) bool {
 	if host == "localhost" {
 		return true
@@ -298,3 +298,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }
+
+var (
+	_ error = (*InvalidError)(nil)
+	_ error = (*APIError)(nil)
+	_ error = (*NoImagesError)(nil)
+)
