@@ -12,7 +12,8 @@ build:
 # vet + the race-enabled test suite (what CI runs), then the timing tests
 # again without -race (the race detector distorts what they measure), and
 # the proxy fault tests (1,000 and 2,000 requests a fault) and the
-# pipeline crash tests (20,000 items) at full size.
+# pipeline crash tests (20,000 items) at full size, and the simulations
+# of the stratified estimate (slow under -race, which skips them).
 TIMING_TESTS := TestKnownDistribution|TestStallCorrected|TestFixedRate
 test:
 	$(GO) vet ./...
@@ -20,6 +21,7 @@ test:
 	$(GO) test -count=1 -run '$(TIMING_TESTS)' ./bench
 	$(GO) test -count=1 -run 'TestCanaryCandidateFaults|TestFaultMatrix' ./proxy
 	$(GO) test -count=1 -run 'TestCrashSafety|TestQueueCrashSafety' ./pipeline
+	$(GO) test -count=1 -run 'TestStratifiedSimulation|TestWeightedEstimateSimulation' ./compare/stats ./label
 
 # The offline story on simulators: fixtures, simulated legacy and candidate,
 # 200 labelled images through each provider's real client, a summary table.

@@ -57,6 +57,7 @@ func commands() map[string]*command {
 		"report":   reportCmd(),
 		"canary":   canaryCmd(),
 		"pipeline": pipelineCmd(),
+		"label":    labelCmd(),
 	}
 }
 
