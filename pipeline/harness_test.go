@@ -68,15 +68,21 @@ func provider(t testing.TB, profile string, wrap func(http.Handler) http.Handler
 // testConfig is a pipeline config with provider at url and the store at storeURL.
 func testConfig(t testing.TB, url, storeURL, extra string) *config.Config {
 	t.Helper()
+	return testConfigWith(t, fmt.Sprintf(`{format: holysheep, base_url: "%s", credentials: {api_key: k-test}, timeout: 5s}`, url), storeURL, extra)
+}
+
+// testConfigWith is testConfig with the provider hs given in YAML.
+func testConfigWith(t testing.TB, providerYAML, storeURL, extra string) *config.Config {
+	t.Helper()
 	y := fmt.Sprintf(`taxonomy: %s
 providers:
-  hs: {format: holysheep, base_url: "%s", credentials: {api_key: k-test}, timeout: 5s}
+  hs: %s
 pipeline:
   provider: hs
   store: {url: "%s"}
   retry: {max_attempts: 5, base_delay: 1ms, max_delay: 20ms}
 %s
-`, filepath.Join(srcDir, "..", "taxonomy.yaml"), url, storeURL, extra)
+`, filepath.Join(srcDir, "..", "taxonomy.yaml"), providerYAML, storeURL, extra)
 	dir := t.TempDir()
 	cfg, err := config.Parse(filepath.Join(dir, "config.yaml"), []byte(y))
 	if err != nil {
