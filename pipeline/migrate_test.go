@@ -68,6 +68,7 @@ func legacyDB(t *testing.T, dialect, url string) {
 // the reason tag_low, the schema is the same as a new store's, and a
 // second Open changes nothing.
 func TestMigrateLegacy(t *testing.T) {
+	t.Parallel()
 	urls := map[string]string{"sqlite": "sqlite://" + filepath.Join(t.TempDir(), "legacy.db")}
 	if u := pgURL(t); u != "" {
 		urls["postgres"] = u
@@ -168,6 +169,7 @@ func schemaOf(t *testing.T, s *Store) []string {
 // TestMigrationsDownUp: every migration's Down undoes its Up, on both
 // dialects (goose applies them; the files are what is tested).
 func TestMigrationsDownUp(t *testing.T) {
+	t.Parallel()
 	for name, s := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()

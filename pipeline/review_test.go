@@ -13,6 +13,7 @@ import (
 // product's latest tagging by the provider once (review versions are not
 // taggings), with every reason, on both stores.
 func TestReviewStats(t *testing.T) {
+	t.Parallel()
 	for name, s := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
@@ -53,6 +54,7 @@ func TestReviewStats(t *testing.T) {
 // TestBackfillKeepsLabels: a fixture manifest's categories reach the
 // store as labels, and a plain folder's items carry none.
 func TestBackfillKeepsLabels(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := imageDir(t, 20)
 	var lines []byte

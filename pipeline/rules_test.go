@@ -34,6 +34,7 @@ func withAttrs(t vision.Tags, kv ...any) vision.Tags {
 }
 
 func TestRules(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		rules   *Rules
@@ -116,6 +117,7 @@ func TestRules(t *testing.T) {
 }
 
 func TestNumberPlaceholders(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"SELECT ? FROM t WHERE a = ?", "SELECT $1 FROM t WHERE a = $2"},
 		{"SELECT '?', ? FROM t WHERE a = 'it''s ?' AND b = ?", "SELECT '?', $1 FROM t WHERE a = 'it''s ?' AND b = $2"},

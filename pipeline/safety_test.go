@@ -66,6 +66,7 @@ func fmtScan(s, format string, n *int) bool {
 // address dialled (a name that resolves to loopback, a redirect), and the
 // answer says only "image_url not allowed" or "could not fetch image_url".
 func TestImageURLGuard(t *testing.T) {
+	t.Parallel()
 	img, hits := imageServer(t, "127.0.0.1:0")
 	other, otherHits := imageServer(t, "127.0.0.2:0") // loopback too, never allowed below
 	_, port, _ := net.SplitHostPort(img.Listener.Addr().String())
@@ -218,6 +219,7 @@ func freeLoopbackPort(t *testing.T) string {
 // never answers hold at most max_queue_bytes of images; past it, 503 with
 // Retry-After; when the provider answers again the queue drains to 0.
 func TestAsyncQueueBoundedByBytes(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	hung := provider(t, "", func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -272,6 +274,7 @@ func TestAsyncQueueBoundedByBytes(t *testing.T) {
 // TestReviewCorrectionsChecked: a correction names a category, attribute
 // kinds and values of the taxonomy (aliases become canonical values).
 func TestReviewCorrectionsChecked(t *testing.T) {
+	t.Parallel()
 	a := newAPI(t, nil)
 	var ids []int
 	for i := 0; len(ids) < 2 && i < 20; i++ {
@@ -319,6 +322,7 @@ func TestReviewCorrectionsChecked(t *testing.T) {
 // without control, bidi or separator characters; invalid ones get 400 and
 // are not stored.
 func TestProductIDs(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		id string
 		ok bool

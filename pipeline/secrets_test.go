@@ -66,6 +66,7 @@ func leaks(text string) []string {
 // dead_letters rows, the dead letters as read back (rows written without
 // a scrubber included) or the log.
 func TestSecretsScrubbed(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"echo", "hangup"} {
 		t.Run(mode, func(t *testing.T) {
 			ctx := context.Background()

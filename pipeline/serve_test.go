@@ -77,6 +77,7 @@ func (a *api) do(method, path, ctype string, body []byte) (int, map[string]any) 
 func jsonBody(v any) []byte { b, _ := json.Marshal(v); return b }
 
 func TestAPI(t *testing.T) {
+	t.Parallel()
 	// The image_url server is on loopback: allowed here, refused by default.
 	a := newAPI(t, func(s *Server) { s.FetchAllow = []string{"127.0.0.1"} })
 	png := visiontest.PNG(16, 16, 7)
@@ -158,6 +159,7 @@ func TestAPI(t *testing.T) {
 // writes a new version and export-fixtures turns it into a labelled
 // fixture set that fixtures.Load reads.
 func TestReviewToFixtures(t *testing.T) {
+	t.Parallel()
 	a := newAPI(t, nil)
 	// Images the simulator does not know get one low-confidence generic
 	// answer: LOW, so reviewed.

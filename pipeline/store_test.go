@@ -85,6 +85,7 @@ func sampleTagging() Tagging {
 
 // TestStoreSuite: SQLite and PostgreSQL pass the same suite.
 func TestStoreSuite(t *testing.T) {
+	t.Parallel()
 	for name, s := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
