@@ -1,6 +1,8 @@
 package config
 
 import (
+	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -34,16 +36,27 @@ type Pipeline struct {
 }
 
 // Rules are the catalogue's business rules, applied in this order:
-// prohibited categories removed, confidence levels assigned, the most
-// confident max_tags kept, LOW tags sent to human review.
+// prohibited categories removed, confidence levels assigned, runner-up
+// categories below medium dropped, the most confident max_tags kept, and
+// doubtful products sent to human review (their best category is LOW,
+// their best two categories are within review_margin, or a kept attribute
+// is LOW).
 type Rules struct {
 	// Version names the rules; writes are idempotent on (product, image,
 	// rules version), so changing the rules re-tags. Default r1.
 	Version string `yaml:"version"`
 	// High and Medium are the confidence thresholds of the HIGH and MEDIUM
-	// levels; below Medium is LOW. Defaults 0.90 and 0.75.
+	// levels of categories and attributes; below Medium is LOW. A product
+	// whose best category or a kept attribute is LOW goes to review, and a
+	// runner-up category below Medium is not kept. Defaults 0.90 and 0.75;
+	// 0 < medium ≤ high ≤ 1.
 	High   *float64 `yaml:"high"`
 	Medium *float64 `yaml:"medium"`
+	// ReviewMargin sends a product to review when the confidences of its
+	// best two categories differ by at most this much (the provider
+	// hesitates between them), whatever their levels. A confidence
+	// difference, 0–1; 0 turns the rule off. Default 0.10.
+	ReviewMargin *float64 `yaml:"review_margin"`
 	// Prohibited categories are removed: a tag whose category path has a
 	// segment equal to one of these (case-insensitive). Default adult,
 	// nsfw, restricted.
@@ -79,14 +92,34 @@ type Events struct {
 
 // PipelineServe configures the HTTP service.
 type PipelineServe struct {
-	// Listen address. Default 127.0.0.1:8090.
+	// Listen address. Default 127.0.0.1:8090. Off loopback it needs the
+	// API token (token_env).
 	Listen Addr `yaml:"listen"`
+	// TokenEnv names the environment variable holding the API's bearer
+	// token. When it is set, every /v1 call needs "Authorization: Bearer
+	// <token>" (/healthz stays open); without it the API answers only on
+	// a loopback listen address. Default CUTOVER_PIPELINE_TOKEN.
+	TokenEnv string `yaml:"token_env"`
 	// MaxBodyBytes bounds a request (the image included). Default 16MiB.
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes"`
 	// Workers process async jobs. Default 8.
 	Workers int `yaml:"workers"`
-	// FetchTimeout bounds downloading an image_url. Default 10s.
+	// FetchTimeout bounds downloading an image_url, redirects included.
+	// Default 10s.
 	FetchTimeout Duration `yaml:"fetch_timeout"`
+	// FetchAllow lists the destinations an image_url may reach although
+	// they resolve to a loopback, link-local, private, shared (CGNAT),
+	// multicast, reserved or unspecified address, which are refused by
+	// default. Each entry is a host name ("images.internal"), a wildcard
+	// for its subdomains ("*.cdn.internal"), an IP address or a CIDR
+	// ("10.20.0.0/16"). The check is made on the address actually dialled,
+	// for every redirect too, so DNS answers cannot get around it. Default
+	// none.
+	FetchAllow []string `yaml:"fetch_allow"`
+	// MaxQueueBytes bounds the image bytes held by queued and running
+	// async jobs (?async=true); past it a request gets 503 with
+	// Retry-After. Default 256MiB; at least max_body_bytes.
+	MaxQueueBytes ByteSize `yaml:"max_queue_bytes"`
 }
 
 // Retry is the retry policy of provider calls.
@@ -134,6 +167,10 @@ func (c *Config) setPipelineDefaults() {
 	if r.MaxTags == 0 {
 		r.MaxTags = 8
 	}
+	if r.ReviewMargin == nil {
+		v := 0.10
+		r.ReviewMargin = &v
+	}
 	if p.Store.URL == "" {
 		p.Store.URL = "sqlite://out/pipeline.db"
 	}
@@ -154,6 +191,9 @@ func (c *Config) setPipelineDefaults() {
 		e.Stream = "CUTOVER_EVENTS"
 	}
 	s := &p.Serve
+	if s.TokenEnv == "" {
+		s.TokenEnv = "CUTOVER_PIPELINE_TOKEN"
+	}
 	if s.Listen == "" {
 		s.Listen = "127.0.0.1:8090"
 	}
@@ -165,6 +205,9 @@ func (c *Config) setPipelineDefaults() {
 	}
 	if s.FetchTimeout == 0 {
 		s.FetchTimeout = Duration(10 * time.Second)
+	}
+	if s.MaxQueueBytes == 0 {
+		s.MaxQueueBytes = 256 << 20
 	}
 	rt := &p.Retry
 	if rt.MaxAttempts == 0 {
@@ -211,6 +254,9 @@ func (v *validator) pipeline() {
 	if r.MaxTags < 1 || r.MaxTags > 100 {
 		v.errf("pipeline.rules.max_tags", "max_tags %d: expected 1–100", r.MaxTags)
 	}
+	if m := *r.ReviewMargin; !(m >= 0 && m <= 1) {
+		v.errf("pipeline.rules.review_margin", "review_margin %v: expected a confidence difference 0–1 (0 turns the rule off)", m)
+	}
 	if u, err := url.Parse(p.Store.URL); err != nil || (u.Scheme != "sqlite" && u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		v.errf("pipeline.store.url", "store.url %q: expected sqlite://PATH or postgres://user@host:port/db", p.Store.URL)
 	}
@@ -232,4 +278,52 @@ func (v *validator) pipeline() {
 	if p.Serve.Workers < 1 {
 		v.errf("pipeline.serve.workers", "workers must be ≥ 1")
 	}
+	if p.Serve.MaxQueueBytes < p.Serve.MaxBodyBytes {
+		v.errf("pipeline.serve.max_queue_bytes", "max_queue_bytes %d is less than max_body_bytes %d: no async job would fit", p.Serve.MaxQueueBytes, p.Serve.MaxBodyBytes)
+	}
+	for i, e := range p.Serve.FetchAllow {
+		if _, _, err := ParseFetchAllow(e); err != nil {
+			v.errf(fmt.Sprintf("pipeline.serve.fetch_allow[%d]", i), "fetch_allow %q: %v", e, err)
+		}
+	}
+}
+
+// ParseFetchAllow reads one pipeline.serve.fetch_allow entry: a CIDR or an
+// IP address (returned as a prefix), or a host name, possibly "*.domain"
+// (returned lower-case, without a trailing dot).
+func ParseFetchAllow(entry string) (host string, prefix netip.Prefix, err error) {
+	e := strings.TrimSpace(entry)
+	if e == "" {
+		return "", netip.Prefix{}, fmt.Errorf("empty: expected a host name, an IP address or a CIDR")
+	}
+	if strings.Contains(e, "://") {
+		return "", netip.Prefix{}, fmt.Errorf("expected a host name, not a URL")
+	}
+	if strings.Contains(e, "/") {
+		p, err := netip.ParsePrefix(e)
+		if err != nil {
+			return "", netip.Prefix{}, fmt.Errorf("not a CIDR such as 10.20.0.0/16")
+		}
+		return "", p.Masked(), nil
+	}
+	if a, err := netip.ParseAddr(strings.Trim(e, "[]")); err == nil {
+		a = a.Unmap()
+		return "", netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	h := strings.TrimSuffix(strings.ToLower(e), ".")
+	name := strings.TrimPrefix(h, "*.")
+	if strings.ContainsAny(name, "*:/@ ") || name == "" {
+		return "", netip.Prefix{}, fmt.Errorf("expected a host name (no port, scheme or path), \"*.domain\", an IP address or a CIDR")
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return "", netip.Prefix{}, fmt.Errorf("host name labels must be 1–63 characters")
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return "", netip.Prefix{}, fmt.Errorf("host name character %q: expected letters, digits, '-' or '_'", r)
+			}
+		}
+	}
+	return h, netip.Prefix{}, nil
 }

@@ -137,13 +137,13 @@ func (t *Tagger) tagItem(ctx context.Context, src Source, it Item, done map[stri
 		if done[key] {
 			return "skipped", nil
 		}
-		return "dead", t.Store.DeadLetter(ctx, key, it.ProductID, src.Name(), 1, err.Error())
+		return "dead", t.Store.DeadLetter(ctx, key, it.ProductID, src.Name(), 1, t.Scrub.Error(err))
 	}
 	key := IdemKey(it.ProductID, img.SHA256, t.Rules.Version())
 	if done[key] {
 		return "skipped", nil
 	}
-	res, err := t.tagNew(ctx, it.ProductID, img)
+	res, err := t.tagNew(ctx, it.ProductID, img, it.Label)
 	switch {
 	case err == nil && res.Created:
 		return "tagged", nil
@@ -156,9 +156,9 @@ func (t *Tagger) tagItem(ctx context.Context, src Source, it Item, done map[stri
 		if attempts == 0 {
 			attempts = 1
 		}
-		return "dead", t.Store.DeadLetter(ctx, key, it.ProductID, src.Name(), attempts, err.Error())
+		return "dead", t.Store.DeadLetter(ctx, key, it.ProductID, src.Name(), attempts, t.Scrub.Error(err))
 	}
-	return "", fmt.Errorf("%s: %w", it.ProductID, err)
+	return "", t.Scrub.Wrap(fmt.Errorf("%s: %w", it.ProductID, err))
 }
 
 // isStoreErr reports whether err came from committing, not from the provider.

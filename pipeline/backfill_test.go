@@ -14,6 +14,7 @@ import (
 )
 
 func TestBackfillResumesAndSkips(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := imageDir(t, 300)
 	cfg := testConfig(t, provider(t, "", nil), "sqlite://"+filepath.Join(t.TempDir(), "p.db"), "")
@@ -90,6 +91,7 @@ func (th *throttler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // its Retry-After, and an image the provider rejects for good is
 // dead-lettered with its last error after one attempt.
 func TestRetryThrottling(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := imageDir(t, 200)
 	bad, _ := loadFile(filepath.Join(dir, "p00007.png"))
@@ -124,6 +126,7 @@ func TestRetryThrottling(t *testing.T) {
 // TestBackoffFullJitter: waits are uniform in [0, min(max, base·2^(n−1))]
 // and never shorter than a Retry-After.
 func TestBackoffFullJitter(t *testing.T) {
+	t.Parallel()
 	tg := &Tagger{}
 	tg.Retry.BaseDelay, tg.Retry.MaxDelay = 100*1e6, 1000*1e6
 	for n := 1; n <= 8; n++ {

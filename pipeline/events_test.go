@@ -15,6 +15,7 @@ import (
 // TestWebhookRedelivery: a webhook that fails leaves the events pending;
 // the next drain delivers them, each with its stable id (Idempotency-Key).
 func TestWebhookRedelivery(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	var fail atomic.Bool
 	fail.Store(true)

@@ -2,12 +2,16 @@ package pipeline
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
+	"image/png"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -68,15 +72,21 @@ func provider(t testing.TB, profile string, wrap func(http.Handler) http.Handler
 // testConfig is a pipeline config with provider at url and the store at storeURL.
 func testConfig(t testing.TB, url, storeURL, extra string) *config.Config {
 	t.Helper()
+	return testConfigWith(t, fmt.Sprintf(`{format: holysheep, base_url: "%s", credentials: {api_key: k-test}, timeout: 5s}`, url), storeURL, extra)
+}
+
+// testConfigWith is testConfig with the provider hs given in YAML.
+func testConfigWith(t testing.TB, providerYAML, storeURL, extra string) *config.Config {
+	t.Helper()
 	y := fmt.Sprintf(`taxonomy: %s
 providers:
-  hs: {format: holysheep, base_url: "%s", credentials: {api_key: k-test}, timeout: 5s}
+  hs: %s
 pipeline:
   provider: hs
   store: {url: "%s"}
   retry: {max_attempts: 5, base_delay: 1ms, max_delay: 20ms}
 %s
-`, filepath.Join(srcDir, "..", "taxonomy.yaml"), url, storeURL, extra)
+`, filepath.Join(srcDir, "..", "taxonomy.yaml"), providerYAML, storeURL, extra)
 	dir := t.TempDir()
 	cfg, err := config.Parse(filepath.Join(dir, "config.yaml"), []byte(y))
 	if err != nil {
@@ -98,19 +108,29 @@ func newTagger(t testing.TB, cfg *config.Config, st *Store) *Tagger {
 func imageDir(t testing.TB, n int) string {
 	t.Helper()
 	dir := t.TempDir()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
+	base := visiontest.PNG(8, 8, 1)
 	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			os.WriteFile(filepath.Join(dir, fmt.Sprintf("p%05d.png", i)), visiontest.PNG(8, 8, uint64(i)+1), 0o644)
-		}()
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("p%05d.png", i)), distinctPNG(base, i), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	wg.Wait()
 	return dir
+}
+
+// distinctPNG is base with a tEXt chunk "seed" = i after its IHDR: a valid
+// PNG of the same pixels whose bytes (and SHA-256) differ for every i,
+// made without encoding an image (20,000 encodings take minutes under the
+// race detector).
+func distinctPNG(base []byte, i int) []byte {
+	const ihdrEnd = 8 + 4 + 4 + 13 + 4 // signature, IHDR length, type, data, CRC
+	data := append([]byte("tEXtseed\x00"), strconv.Itoa(i)...)
+	chunk := binary.BigEndian.AppendUint32(nil, uint32(len(data)-4))
+	chunk = append(chunk, data...)
+	chunk = binary.BigEndian.AppendUint32(chunk, crc32.ChecksumIEEE(data))
+	out := make([]byte, 0, len(base)+len(chunk))
+	out = append(out, base[:ihdrEnd]...)
+	out = append(out, chunk...)
+	return append(out, base[ihdrEnd:]...)
 }
 
 func waitFor(t testing.TB, d time.Duration, cond func() bool) bool {
@@ -131,4 +151,22 @@ func reRequest(r *http.Request, body []byte) *http.Request {
 	r2.Body = io.NopCloser(bytes.NewReader(body))
 	r2.ContentLength = int64(len(body))
 	return r2
+}
+
+// TestDistinctPNG: the images imageDir writes decode as PNGs and differ.
+func TestDistinctPNG(t *testing.T) {
+	t.Parallel()
+	base := visiontest.PNG(8, 8, 1)
+	seen := map[string]bool{}
+	for i := range 50 {
+		b := distinctPNG(base, i)
+		img, err := png.Decode(bytes.NewReader(b))
+		if err != nil || img.Bounds().Dx() != 8 || vision.SniffMediaType(b) != "image/png" {
+			t.Fatalf("image %d: %v %v", i, err, img)
+		}
+		seen[vision.NewImage(b).SHA256] = true
+	}
+	if len(seen) != 50 {
+		t.Errorf("%d distinct hashes of 50", len(seen))
+	}
 }

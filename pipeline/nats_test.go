@@ -26,6 +26,7 @@ func deleteStream(url, name string) {
 // publisher that crashed before marking them) adds no duplicates, because
 // the event id is the Nats-Msg-Id.
 func TestNATSSink(t *testing.T) {
+	t.Parallel()
 	url := os.Getenv("CUTOVER_TEST_NATS")
 	if url == "" {
 		t.Skip("skipping: CUTOVER_TEST_NATS is unset (e.g. nats://127.0.0.1:4222, a JetStream server)")

@@ -177,10 +177,10 @@ func (q *Queue) handle(ctx context.Context, src Source, one, t *Tagger, m jetstr
 		}
 		m.Term()
 		key := IdemKey(it.ProductID, "unreadable:"+it.Path+it.Key, t.Rules.Version())
-		return "dead", t.Store.DeadLetter(ctx, key, it.ProductID, src.Name(), delivery, err.Error())
+		return "dead", t.Store.DeadLetter(ctx, key, it.ProductID, src.Name(), delivery, t.Scrub.Error(err))
 	}
 	key := IdemKey(it.ProductID, img.SHA256, t.Rules.Version())
-	res, err := one.Tag(ctx, it.ProductID, img)
+	res, err := one.Tag(ctx, it.ProductID, img, it.Label)
 	switch {
 	case err == nil:
 		if aerr := m.DoubleAck(ctx); aerr != nil && !errors.Is(aerr, nats.ErrMsgAlreadyAckd) {
@@ -198,7 +198,7 @@ func (q *Queue) handle(ctx context.Context, src Source, one, t *Tagger, m jetstr
 		return "retry", nil
 	case !isStoreErr(err) || errors.Is(err, ErrExhausted):
 		m.Term()
-		return "dead", t.Store.DeadLetter(ctx, key, it.ProductID, src.Name(), delivery, err.Error())
+		return "dead", t.Store.DeadLetter(ctx, key, it.ProductID, src.Name(), delivery, t.Scrub.Error(err))
 	}
 	m.NakWithDelay(time.Second)
 	return "", err

@@ -26,7 +26,7 @@ func (s *Store) Corrections(ctx context.Context) ([]ReviewItem, error) {
 }
 
 func (s *Store) reviewItems(ctx context.Context, where string, limit int) ([]ReviewItem, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, product_id, version, image_sha256, tag, status, correction, created_at, resolved_at FROM review_items `+where), limit)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, product_id, version, image_sha256, tag, status, correction, reasons, created_at, resolved_at FROM review_items `+where), limit)
 	if err != nil {
 		return nil, err
 	}
@@ -34,12 +34,14 @@ func (s *Store) reviewItems(ctx context.Context, where string, limit int) ([]Rev
 	out := []ReviewItem{}
 	for rows.Next() {
 		var it ReviewItem
-		var tag, created string
+		var tag, reasons, created string
 		var corr, resolved sql.NullString
-		if err := rows.Scan(&it.ID, &it.ProductID, &it.Version, &it.ImageSHA256, &tag, &it.Status, &corr, &created, &resolved); err != nil {
+		if err := rows.Scan(&it.ID, &it.ProductID, &it.Version, &it.ImageSHA256, &tag, &it.Status, &corr, &reasons, &created, &resolved); err != nil {
 			return nil, err
 		}
 		json.Unmarshal([]byte(tag), &it.Tag)
+		it.Reasons = []Reason{}
+		json.Unmarshal([]byte(reasons), &it.Reasons)
 		if corr.Valid {
 			var c Tag
 			json.Unmarshal([]byte(corr.String), &c)
@@ -56,9 +58,11 @@ func (s *Store) reviewItems(ctx context.Context, where string, limit int) ([]Rev
 }
 
 // Resolve applies a human decision to a pending review item: accept keeps
-// the tag as REVIEWED, reject drops it, correct replaces its category
-// (and attributes, when given). Each writes a new version of the product's
-// tags (source "review") with its event, in one transaction.
+// the tag as REVIEWED (its attributes too), reject drops it, correct
+// replaces its category (and attributes, when given; the tag's own are
+// kept otherwise) and puts it first. Each writes a new version of the
+// product's tags (source "review") with its event, in one transaction.
+// The caller checks a correction against the taxonomy.
 func (s *Store) Resolve(ctx context.Context, id int64, action string, correction *Tag) (ReviewItem, Version, error) {
 	var it ReviewItem
 	var v Version
@@ -86,7 +90,7 @@ func (s *Store) Resolve(ctx context.Context, id int64, action string, correction
 		json.Unmarshal([]byte(curTags), &tags)
 		idx := -1
 		for i, t := range tags {
-			if t.Category == it.Tag.Category && t.Level == Low {
+			if t.Category == it.Tag.Category && t.Level != Reviewed && it.Tag.Category != "" {
 				idx = i
 				break
 			}
@@ -98,6 +102,7 @@ func (s *Store) Resolve(ctx context.Context, id int64, action string, correction
 			newStatus = "accepted"
 			if idx >= 0 {
 				tags[idx].Level = Reviewed
+				tags[idx].AttributeLevels = reviewedLevels(tags[idx].Attributes)
 			}
 		case Reject:
 			newStatus = "rejected"
@@ -109,23 +114,23 @@ func (s *Store) Resolve(ctx context.Context, id int64, action string, correction
 				return fmt.Errorf("%w: a correction needs a category", ErrInvalid)
 			}
 			newStatus = "corrected"
-			c := *correction
+			c := Tag{Category: correction.Category, Attributes: correction.Attributes}
 			if c.Attributes == nil {
 				c.Attributes = it.Tag.Attributes
 			}
+			c.AttributeLevels = reviewedLevels(c.Attributes)
 			c.Confidence, c.Level, c.Provider = 1, Reviewed, "human"
 			if idx >= 0 {
-				tags[idx] = c
-			} else {
-				tags = append([]Tag{c}, tags...)
+				tags = append(tags[:idx], tags[idx+1:]...)
 			}
+			tags = append([]Tag{c}, tags...)
 			b, _ := json.Marshal(c)
 			corrJSON = string(b)
 			it.Correction = &c
 		default:
 			return fmt.Errorf("%w: action %q: expected accept, reject or correct", ErrInvalid, action)
 		}
-		nv, err := s.insertVersion(ctx, tx, it.ProductID, it.ImageSHA256, rules, "review", tags, nil)
+		nv, err := s.insertVersion(ctx, tx, it.ProductID, it.ImageSHA256, rules, "review", tags, nil, versionMeta{})
 		if err != nil {
 			return err
 		}
@@ -140,6 +145,18 @@ func (s *Store) Resolve(ctx context.Context, id int64, action string, correction
 		return nil
 	})
 	return it, v, err
+}
+
+// reviewedLevels marks every attribute REVIEWED (nil without attributes).
+func reviewedLevels(attrs map[string]string) map[string]string {
+	if len(attrs) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(attrs))
+	for k := range attrs {
+		out[k] = Reviewed
+	}
+	return out
 }
 
 // Errors the HTTP API maps to 409 and 400.
@@ -159,10 +176,10 @@ func (s *Store) CreateJob(ctx context.Context, id, productID string) (Job, error
 	return Job{ID: id, ProductID: productID, Status: "queued", CreatedAt: t, UpdatedAt: t}, err
 }
 
-// UpdateJob sets a job's status.
+// UpdateJob sets a job's status; errMsg is scrubbed of secrets.
 func (s *Store) UpdateJob(ctx context.Context, id, status, errMsg string, version int) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`UPDATE jobs SET status = ?, error = ?, version = ?, updated_at = ? WHERE id = ?`), status, errMsg, version, now(), id)
+		_, err := tx.ExecContext(ctx, s.q(`UPDATE jobs SET status = ?, error = ?, version = ?, updated_at = ? WHERE id = ?`), status, s.scrub.String(errMsg), version, now(), id)
 		return err
 	})
 }
@@ -176,6 +193,7 @@ func (s *Store) GetJob(ctx context.Context, id string) (Job, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return j, ErrNotFound
 	}
+	j.Error = s.scrub.String(j.Error)
 	j.CreatedAt, j.UpdatedAt = parseTime(created), parseTime(updated)
 	return j, err
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -11,14 +12,19 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
+	"github.com/cutover/cutover/internal/secret"
 	"github.com/cutover/cutover/vision"
 )
 
@@ -31,21 +37,39 @@ import (
 //	POST /v1/review/{item}          {"action": "accept"|"reject"|"correct", "category": …, "attributes": {…}}
 //
 // Errors are JSON: {"error": "...", "code": "..."} with a 4xx for bad
-// input and 5xx for the service's own failures.
+// input and 5xx for the service's own failures, scrubbed of secrets.
 type Server struct {
 	Tagger       *Tagger
 	Store        *Store
 	Log          *slog.Logger
 	MaxBodyBytes int64
 	FetchTimeout time.Duration
-	Workers      int
+	// FetchAllow lists the hosts and CIDRs image_url may reach although
+	// they are loopback, link-local, private or otherwise special-purpose
+	// (pipeline.serve.fetch_allow).
+	FetchAllow []string
+	// MaxQueueBytes bounds the image bytes of queued and running async
+	// jobs (pipeline.serve.max_queue_bytes); 0 means 256 MiB.
+	MaxQueueBytes int64
+	Workers       int
 	// ImagesDir keeps images of items sent to review, for export-fixtures.
 	ImagesDir string
+	// Scrub removes secrets from every error the API answers or logs.
+	Scrub *secret.Scrubber
+	// Token, when set, is the bearer token every call but /healthz needs
+	// (compared in constant time).
+	Token string
 
-	jobs    chan job
-	wg      sync.WaitGroup
-	fetcher *http.Client
+	jobs        chan job
+	wg          sync.WaitGroup
+	fetcher     *http.Client
+	guard       *fetchGuard
+	dialer      *net.Dialer // tests set its Resolver and Control
+	queuedBytes atomic.Int64
 }
+
+// retryAfterSeconds is what a 503 asks a client to wait.
+const retryAfterSeconds = "5"
 
 type job struct {
 	id, productID string
@@ -58,8 +82,19 @@ func (s *Server) Handler() http.Handler {
 	if s.Workers <= 0 {
 		s.Workers = 8
 	}
+	if s.MaxQueueBytes <= 0 {
+		s.MaxQueueBytes = 256 << 20
+	}
 	s.jobs = make(chan job, 1024)
-	s.fetcher = &http.Client{Timeout: s.FetchTimeout}
+	var err error
+	if s.fetcher, s.guard, err = newFetcher(s.FetchAllow, s.FetchTimeout, s.dialer); err != nil {
+		// Config validation reports this with its line; refusing every
+		// special-purpose address is the safe fallback.
+		if s.Log != nil {
+			s.Log.Error("pipeline.serve.fetch_allow ignored", "err", err)
+		}
+		s.fetcher, s.guard, _ = newFetcher(nil, s.FetchTimeout, s.dialer)
+	}
 	for range s.Workers {
 		s.wg.Add(1)
 		go s.worker()
@@ -72,9 +107,36 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/review/{item}", s.resolveReview)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route %s %s (see cutover pipeline serve -h)", r.Method, r.URL.Path))
+		s.writeErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route %s %s (see cutover pipeline serve -h)", r.Method, strconv.QuoteToASCII(r.URL.Path)))
 	})
-	return mux
+	if s.Token == "" {
+		return mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if r.URL.Path != "/healthz" && (!ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cutover pipeline"`)
+			s.writeErr(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// QueuedBytes is the image bytes held by queued and running async jobs.
+func (s *Server) QueuedBytes() int64 { return s.queuedBytes.Load() }
+
+// reserve counts n more queued bytes unless that passes MaxQueueBytes.
+func (s *Server) reserve(n int64) bool {
+	for {
+		cur := s.queuedBytes.Load()
+		if cur+n > s.MaxQueueBytes {
+			return false
+		}
+		if s.queuedBytes.CompareAndSwap(cur, cur+n) {
+			return true
+		}
+	}
 }
 
 // Close waits for queued async jobs (bounded by ctx).
@@ -96,51 +158,76 @@ func (s *Server) worker() {
 		ctx := context.Background()
 		s.Store.UpdateJob(ctx, j.id, "running", "", 0)
 		res, err := s.tag(ctx, j.productID, j.img)
+		s.queuedBytes.Add(-int64(len(j.img.Bytes)))
 		if err != nil {
-			s.Store.UpdateJob(ctx, j.id, "failed", err.Error(), 0)
+			s.Store.UpdateJob(ctx, j.id, "failed", s.Scrub.Error(err), 0)
 			continue
 		}
 		s.Store.UpdateJob(ctx, j.id, "done", "", res.Version.Version)
 	}
 }
 
-// validID: product ids are 1–128 printable characters without slashes.
+// maxIDRunes bounds a product id, in characters (runes), not bytes.
+const maxIDRunes = 128
+
+// validID reports whether id is a product id: valid UTF-8 of 1–128
+// characters, none of them a space, '/', a control character (C0, DEL,
+// C1), a bidirectional formatting character (U+061C, U+200E, U+200F,
+// U+202A–U+202E, U+2066–U+2069) or a line or paragraph separator (U+2028,
+// U+2029). Such characters make an id that prints as another one.
 func validID(id string) bool {
-	if id == "" || len(id) > 128 {
+	if id == "" || !utf8.ValidString(id) || utf8.RuneCountInString(id) > maxIDRunes {
 		return false
 	}
 	for _, r := range id {
-		if r < 0x21 || r == 0x7f || r == '/' {
+		switch {
+		case r <= 0x20, r == 0x7f, r >= 0x80 && r <= 0x9f, r == '/':
+			return false
+		case r == 0x061c, r == 0x200e, r == 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+			return false
+		case r == 0x2028, r == 0x2029:
 			return false
 		}
 	}
 	return true
 }
 
+// idRule is what a 400 invalid_product_id says.
+const idRule = "product ids are 1–128 characters of valid UTF-8 without spaces, '/', control, bidirectional-formatting or line-separator characters"
+
 func (s *Server) postImage(w http.ResponseWriter, r *http.Request) {
 	pid := r.PathValue("id")
 	if !validID(pid) {
-		writeErr(w, http.StatusBadRequest, "invalid_product_id", "product ids are 1–128 printable characters without '/'")
+		s.writeErr(w, http.StatusBadRequest, "invalid_product_id", idRule)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, s.MaxBodyBytes)
 	img, status, code, err := s.readImage(r)
 	if err != nil {
-		writeErr(w, status, code, err.Error())
+		s.writeErr(w, status, code, err.Error())
 		return
 	}
 	if async, _ := strconv.ParseBool(r.URL.Query().Get("async")); async {
+		n := int64(len(img.Bytes))
+		if !s.reserve(n) {
+			w.Header().Set("Retry-After", retryAfterSeconds)
+			s.writeErr(w, http.StatusServiceUnavailable, "busy", fmt.Sprintf("the async queue holds its limit of %d image bytes (pipeline.serve.max_queue_bytes): retry later", s.MaxQueueBytes))
+			return
+		}
 		id := newJobID()
 		j, err := s.Store.CreateJob(r.Context(), id, pid)
 		if err != nil {
-			writeErr(w, http.StatusInternalServerError, "store", err.Error())
+			s.queuedBytes.Add(-n)
+			s.writeErr(w, http.StatusInternalServerError, "store", err.Error())
 			return
 		}
 		select {
 		case s.jobs <- job{id: id, productID: pid, img: img}:
 		default:
+			s.queuedBytes.Add(-n)
 			s.Store.UpdateJob(r.Context(), id, "failed", "queue full", 0)
-			writeErr(w, http.StatusServiceUnavailable, "busy", "too many queued jobs: retry later")
+			w.Header().Set("Retry-After", retryAfterSeconds)
+			s.writeErr(w, http.StatusServiceUnavailable, "busy", "too many queued jobs: retry later")
 			return
 		}
 		w.Header().Set("Location", "/v1/jobs/"+id)
@@ -157,19 +244,19 @@ func (s *Server) postImage(w http.ResponseWriter, r *http.Request) {
 		if isStoreErr(err) && !errors.Is(err, ErrExhausted) {
 			status, code = http.StatusInternalServerError, "store"
 		}
-		writeErr(w, status, code, err.Error())
+		s.writeErr(w, status, code, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"product_id": pid, "version": res.Version.Version, "created": res.Created,
-		"tags": res.Version.Tags, "review": res.Tagging.Review, "image_sha256": img.SHA256})
+		"tags": res.Version.Tags, "review": res.Tagging.Review, "review_reasons": res.Tagging.Reasons, "image_sha256": img.SHA256})
 }
 
 // tag tags and keeps the image of review items for export-fixtures.
 func (s *Server) tag(ctx context.Context, pid string, img vision.Image) (Result, error) {
-	res, err := s.Tagger.Tag(ctx, pid, img)
+	res, err := s.Tagger.Tag(ctx, pid, img, "")
 	if err == nil && len(res.Tagging.Review) > 0 && s.ImagesDir != "" {
 		if err := storeImage(s.ImagesDir, img); err != nil && s.Log != nil {
-			s.Log.Warn("keeping a review image failed", "err", err)
+			s.Log.Warn("keeping a review image failed", "err", s.Scrub.Error(err))
 		}
 	}
 	return res, err
@@ -239,54 +326,32 @@ func (s *Server) readImage(r *http.Request) (vision.Image, int, string, error) {
 	return img, 0, "", nil
 }
 
-// fetch downloads an image_url (http or https), bounded in size and time.
-func (s *Server) fetch(ctx context.Context, u string) ([]byte, int, error) {
-	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-		return nil, http.StatusBadRequest, errors.New("image_url must be http or https")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, http.StatusBadRequest, fmt.Errorf("image_url: %v", err)
-	}
-	resp, err := s.fetcher.Do(req)
-	if err != nil {
-		return nil, http.StatusBadGateway, fmt.Errorf("fetching image_url: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, http.StatusUnprocessableEntity, fmt.Errorf("fetching image_url: %s", resp.Status)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, s.MaxBodyBytes+1))
-	if err != nil {
-		return nil, http.StatusBadGateway, fmt.Errorf("fetching image_url: %v", err)
-	}
-	if int64(len(b)) > s.MaxBodyBytes {
-		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("the image at image_url is larger than %d bytes", s.MaxBodyBytes)
-	}
-	return b, 0, nil
-}
-
 func (s *Server) getTags(w http.ResponseWriter, r *http.Request) {
-	vs, err := s.Store.History(r.Context(), r.PathValue("id"))
+	pid := r.PathValue("id")
+	if !validID(pid) {
+		s.writeErr(w, http.StatusBadRequest, "invalid_product_id", idRule)
+		return
+	}
+	vs, err := s.Store.History(r.Context(), pid)
 	if errors.Is(err, ErrNotFound) {
-		writeErr(w, http.StatusNotFound, "unknown_product", fmt.Sprintf("no tags for product %q", r.PathValue("id")))
+		s.writeErr(w, http.StatusNotFound, "unknown_product", fmt.Sprintf("no tags for product %q", pid))
 		return
 	}
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, "store", err.Error())
+		s.writeErr(w, http.StatusInternalServerError, "store", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"product_id": r.PathValue("id"), "current": vs[0], "history": vs})
+	writeJSON(w, http.StatusOK, map[string]any{"product_id": pid, "current": vs[0], "history": vs})
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	j, err := s.Store.GetJob(r.Context(), r.PathValue("id"))
 	if errors.Is(err, ErrNotFound) {
-		writeErr(w, http.StatusNotFound, "unknown_job", fmt.Sprintf("no job %q", r.PathValue("id")))
+		s.writeErr(w, http.StatusNotFound, "unknown_job", fmt.Sprintf("no job %s", strconv.QuoteToASCII(r.PathValue("id"))))
 		return
 	}
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, "store", err.Error())
+		s.writeErr(w, http.StatusInternalServerError, "store", err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, j)
@@ -297,14 +362,14 @@ func (s *Server) listReview(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
-			writeErr(w, http.StatusBadRequest, "bad_request", "limit: expected 1–1000")
+			s.writeErr(w, http.StatusBadRequest, "bad_request", "limit: expected 1–1000")
 			return
 		}
 		limit = n
 	}
 	items, err := s.Store.ListReview(r.Context(), limit)
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, "store", err.Error())
+		s.writeErr(w, http.StatusInternalServerError, "store", err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items})
@@ -313,7 +378,7 @@ func (s *Server) listReview(w http.ResponseWriter, r *http.Request) {
 func (s *Server) resolveReview(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("item"), 10, 64)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, "bad_request", "review item ids are numbers")
+		s.writeErr(w, http.StatusBadRequest, "bad_request", "review item ids are numbers")
 		return
 	}
 	var body struct {
@@ -324,29 +389,28 @@ func (s *Server) resolveReview(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		writeErr(w, http.StatusBadRequest, "bad_request", fmt.Sprintf(`invalid JSON: %v (expected {"action": "accept"|"reject"|"correct", "category": …})`, err))
+		s.writeErr(w, http.StatusBadRequest, "bad_request", fmt.Sprintf(`invalid JSON: %v (expected {"action": "accept"|"reject"|"correct", "category": …})`, err))
 		return
 	}
 	var corr *Tag
 	if body.Action == Correct {
-		if s.Tagger.Tax != nil && body.Category != "" {
-			if _, ok := s.Tagger.Tax.Category(body.Category); !ok {
-				writeErr(w, http.StatusBadRequest, "unknown_category", fmt.Sprintf("%q is not a category of the taxonomy", body.Category))
-				return
-			}
+		attrs, code, msg := checkCorrection(s.Tagger.Tax, body.Category, body.Attributes)
+		if code != "" {
+			s.writeErr(w, http.StatusBadRequest, code, msg)
+			return
 		}
-		corr = &Tag{Category: body.Category, Attributes: body.Attributes}
+		corr = &Tag{Category: body.Category, Attributes: attrs}
 	}
 	it, v, err := s.Store.Resolve(r.Context(), id, body.Action, corr)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		writeErr(w, http.StatusNotFound, "unknown_review_item", fmt.Sprintf("no review item %d", id))
+		s.writeErr(w, http.StatusNotFound, "unknown_review_item", fmt.Sprintf("no review item %d", id))
 	case errors.Is(err, ErrConflict):
-		writeErr(w, http.StatusConflict, "conflict", err.Error())
+		s.writeErr(w, http.StatusConflict, "conflict", err.Error())
 	case errors.Is(err, ErrInvalid):
-		writeErr(w, http.StatusBadRequest, "bad_request", err.Error())
+		s.writeErr(w, http.StatusBadRequest, "bad_request", err.Error())
 	case err != nil:
-		writeErr(w, http.StatusInternalServerError, "store", err.Error())
+		s.writeErr(w, http.StatusInternalServerError, "store", err.Error())
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"item": it, "version": v})
 	}
@@ -360,8 +424,60 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-func writeErr(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg, "code": code})
+// checkCorrection checks a correction against the taxonomy: the category
+// must be one of its paths, each attribute kind one it has a vocabulary
+// for (colours: the palette), each value one of that vocabulary's values
+// or their aliases. It returns the attributes with canonical values, or an
+// error code (unknown_category, unknown_attribute, unknown_value) and
+// message. An empty category is left to Resolve, which refuses it.
+func checkCorrection(tax *vision.Taxonomy, category string, attrs map[string]string) (map[string]string, string, string) {
+	if tax == nil {
+		return nil, "unknown_category", "no taxonomy is loaded to check the correction against"
+	}
+	if category != "" {
+		if _, ok := tax.Category(category); !ok {
+			return nil, "unknown_category", fmt.Sprintf("%q is not a category of the taxonomy", category)
+		}
+	}
+	if attrs == nil {
+		return nil, "", ""
+	}
+	kinds := make([]string, 0, len(attrs))
+	for k := range attrs {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	out := make(map[string]string, len(attrs))
+	for _, k := range kinds {
+		kind := vision.AttributeKind(k)
+		vocab := tax.AttributeValues(kind)
+		if !kind.Valid() || len(vocab) == 0 {
+			return nil, "unknown_attribute", fmt.Sprintf("attribute %s: the taxonomy has no such attribute (expected one of %s)", strconv.QuoteToASCII(k), kindList(tax))
+		}
+		v := attrs[k]
+		if got, canon, ok := tax.LookupAttribute(v); ok && got == kind {
+			out[k] = canon
+			continue
+		}
+		return nil, "unknown_value", fmt.Sprintf("attribute %s: %s is not one of the taxonomy's values (%s)", k, strconv.QuoteToASCII(v), strings.Join(vocab, ", "))
+	}
+	return out, "", ""
+}
+
+// kindList names the attribute kinds the taxonomy has values for.
+func kindList(tax *vision.Taxonomy) string {
+	var ks []string
+	for _, k := range vision.AttributeKinds {
+		if len(tax.AttributeValues(k)) > 0 {
+			ks = append(ks, string(k))
+		}
+	}
+	return strings.Join(ks, ", ")
+}
+
+// writeErr answers a JSON error, its message scrubbed of secrets.
+func (s *Server) writeErr(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]string{"error": s.Scrub.String(msg), "code": code})
 }
 
 func newJobID() string {

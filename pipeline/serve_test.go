@@ -5,13 +5,16 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,18 +31,28 @@ type api struct {
 }
 
 // newAPI serves the pipeline API over a simulated provider whose answers
-// are low-confidence enough to send tags to review.
-func newAPI(t *testing.T) *api {
+// are low-confidence enough to send tags to review; configure, when not
+// nil, sets the server's fields before it starts.
+func newAPI(t *testing.T, configure func(*Server)) *api {
+	t.Helper()
+	return newAPIOver(t, provider(t, "", nil), configure)
+}
+
+// newAPIOver is newAPI with the holysheep provider at providerURL.
+func newAPIOver(t *testing.T, providerURL string, configure func(*Server)) *api {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	cfg := testConfig(t, provider(t, "", nil), "sqlite://"+filepath.Join(dir, "p.db"), "")
+	cfg := testConfig(t, providerURL, "sqlite://"+filepath.Join(dir, "p.db"), "")
 	st, err := Open(ctx, cfg.Pipeline.Store.URL, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := &Server{Tagger: newTagger(t, cfg, st), Store: st, MaxBodyBytes: 256 << 10, FetchTimeout: 5 * time.Second, Workers: 2,
 		ImagesDir: filepath.Join(dir, "images")}
+	if configure != nil {
+		configure(srv)
+	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { hs.Close(); srv.Close(context.Background()); st.Close() })
 	return &api{t: t, url: hs.URL, store: st, srv: srv, dir: dir}
@@ -67,7 +80,9 @@ func (a *api) do(method, path, ctype string, body []byte) (int, map[string]any) 
 func jsonBody(v any) []byte { b, _ := json.Marshal(v); return b }
 
 func TestAPI(t *testing.T) {
-	a := newAPI(t)
+	t.Parallel()
+	// The image_url server is on loopback: allowed here, refused by default.
+	a := newAPI(t, func(s *Server) { s.FetchAllow = []string{"127.0.0.1"} })
 	png := visiontest.PNG(16, 16, 7)
 	// JSON with base64: synchronous tags.
 	code, out := a.do("POST", "/v1/products/sku-1/images", "application/json", jsonBody(map[string]string{"image_base64": base64.StdEncoding.EncodeToString(png)}))
@@ -128,6 +143,8 @@ func TestAPI(t *testing.T) {
 		{"POST", "/v1/products/sku-1/images", "application/json", jsonBody(map[string]string{"image_base64": base64.StdEncoding.EncodeToString(make([]byte, 300<<10))}), 413, "too_large"},
 		{"POST", "/v1/products/sku-1/images", "application/json", jsonBody(map[string]string{"image_url": "file:///etc/passwd"}), 400, "image_url"},
 		{"POST", "/v1/products/sku-1/images", "application/json", jsonBody(map[string]string{"image_url": img.URL + "/missing.png"}), 422, "image_url"},
+		{"POST", "/v1/products/sku%ff/images", "application/json", jsonBody(map[string]string{"image_base64": base64.StdEncoding.EncodeToString(png)}), 400, "invalid_product_id"},
+		{"GET", "/v1/products/sku%ff/tags", "", nil, 400, "invalid_product_id"},
 		{"POST", "/v1/products/sku-1/images", "text/plain", []byte("hi"), 415, "unsupported_media_type"},
 		{"POST", "/v1/products/sku-1/images", "application/json", []byte(`{}`), 400, "bad_request"},
 		{"POST", "/v1/review/abc", "application/json", []byte(`{}`), 400, "bad_request"},
@@ -145,7 +162,8 @@ func TestAPI(t *testing.T) {
 // writes a new version and export-fixtures turns it into a labelled
 // fixture set that fixtures.Load reads.
 func TestReviewToFixtures(t *testing.T) {
-	a := newAPI(t)
+	t.Parallel()
+	a := newAPI(t, nil)
 	// Images the simulator does not know get one low-confidence generic
 	// answer: LOW, so reviewed.
 	var pending []any
@@ -197,7 +215,15 @@ func FuzzPostImage(f *testing.F) {
 	f.Add("multipart/form-data; boundary=x", []byte("--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a\"\r\n\r\nabc\r\n--x--\r\n"))
 	f.Add("text/plain", []byte("x"))
 	srv := &Server{MaxBodyBytes: 64 << 10, FetchTimeout: 100 * time.Millisecond}
-	srv.fetcher = &http.Client{Timeout: 100 * time.Millisecond}
+	// Whatever image_url the fuzzer writes, nothing leaves the machine: no
+	// name is looked up and no connection is made.
+	offline := &net.Dialer{
+		Resolver: &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+			return nil, errors.New("fuzzing: no DNS")
+		}},
+		Control: func(string, string, syscall.RawConn) error { return errors.New("fuzzing: no dial") },
+	}
+	srv.fetcher, srv.guard, _ = newFetcher(nil, 100*time.Millisecond, offline)
 	f.Fuzz(func(t *testing.T, ctype string, body []byte) {
 		r := httptest.NewRequest("POST", "/v1/products/x/images", bytes.NewReader(body))
 		r.Header.Set("Content-Type", ctype)
@@ -211,4 +237,36 @@ func FuzzPostImage(f *testing.F) {
 			t.Errorf("error %v with status %d code %q", err, status, code)
 		}
 	})
+}
+
+// TestAPIToken: with a token every call but /healthz needs it.
+func TestAPIToken(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t, func(s *Server) { s.Token = "pipe-tok-81" })
+	get := func(path, tok string) int {
+		req, _ := http.NewRequest("GET", a.url+path, nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, p := range []string{"/v1/review", "/v1/products/sku-1/tags", "/v1/jobs/x"} {
+		if c := get(p, ""); c != http.StatusUnauthorized {
+			t.Errorf("GET %s without the token: %d, want 401", p, c)
+		}
+		if c := get(p, "wrong"); c != http.StatusUnauthorized {
+			t.Errorf("GET %s with a wrong token: %d, want 401", p, c)
+		}
+	}
+	if c := get("/v1/review", "pipe-tok-81"); c != 200 {
+		t.Errorf("GET /v1/review with the token: %d", c)
+	}
+	if c := get("/healthz", ""); c != 200 {
+		t.Errorf("/healthz: %d, want 200 without a token", c)
+	}
 }

@@ -22,6 +22,9 @@ type Item struct {
 	// Path is a local file; Key an object key of an S3 source.
 	Path string `json:"path,omitempty"`
 	Key  string `json:"key,omitempty"`
+	// Label is the category the item is labelled with: a fixture
+	// manifest's category, "" for sources without labels.
+	Label string `json:"label,omitempty"`
 }
 
 // Source lists a backfill's items and loads their images.
@@ -94,8 +97,8 @@ func loadFile(p string) (vision.Image, error) {
 }
 
 // manifestSource is a JSON-lines manifest: {"product_id": …, "file": …}
-// per line, or a fixture manifest ({"id": …, "file": …}); files are
-// relative to the manifest.
+// per line, or a fixture manifest ({"id": …, "file": …, "category": …});
+// files are relative to the manifest, and a category is the item's label.
 type manifestSource struct{ path string }
 
 func (m *manifestSource) Name() string { return m.path }
@@ -118,6 +121,7 @@ func (m *manifestSource) Items(ctx context.Context) ([]Item, error) {
 				ID        string `json:"id"`
 				File      string `json:"file"`
 				Path      string `json:"path"`
+				Category  string `json:"category"`
 			}
 			if jerr := json.Unmarshal(t, &row); jerr != nil {
 				return nil, fmt.Errorf("%s:%d: %w", m.path, line, jerr)
@@ -139,7 +143,7 @@ func (m *manifestSource) Items(ctx context.Context) ([]Item, error) {
 				return nil, fmt.Errorf("%s:%d: product %s with %s repeats line %d", m.path, line, pid, file, prev)
 			}
 			seen[pid+"|"+file] = line
-			out = append(out, Item{ProductID: pid, Path: file})
+			out = append(out, Item{ProductID: pid, Path: file, Label: row.Category})
 		}
 		if err == io.EOF {
 			return out, nil

@@ -11,12 +11,15 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+
+	"github.com/cutover/cutover/internal/secret"
 )
 
 // ErrNotFound is returned for an unknown product, job or review item.
@@ -49,13 +52,15 @@ type Event struct {
 	Timestamp  time.Time `json:"timestamp"`
 }
 
-// ReviewItem is a LOW tag waiting for a human.
+// ReviewItem is a doubtful tagging waiting for a human: its best tag and
+// the reasons it is doubtful.
 type ReviewItem struct {
 	ID          int64      `json:"id"`
 	ProductID   string     `json:"product_id"`
 	Version     int        `json:"version"`
 	ImageSHA256 string     `json:"image_sha256"`
 	Tag         Tag        `json:"tag"`
+	Reasons     []Reason   `json:"reasons"`
 	Status      string     `json:"status"` // pending, accepted, rejected, corrected
 	Correction  *Tag       `json:"correction,omitempty"`
 	CreatedAt   time.Time  `json:"created_at"`
@@ -93,11 +98,22 @@ type Store struct {
 	closed        chan struct{}
 	committerDone chan struct{}
 	closeOnce     sync.Once
+	// scrub removes secrets from the error text the store keeps (jobs,
+	// dead letters) and returns.
+	scrub *secret.Scrubber
 }
+
+// Option tunes Open.
+type Option func(*Store)
+
+// WithScrubber removes sc's secrets from every error message the store
+// writes (jobs.error, dead_letters.last_error) or reads back. Without it,
+// only credentials carried by convention (?key=, …) are removed.
+func WithScrubber(sc *secret.Scrubber) Option { return func(s *Store) { s.scrub = sc } }
 
 // Open connects to url (sqlite://PATH or postgres://…) and migrates. A
 // relative SQLite path is relative to base.
-func Open(ctx context.Context, rawURL, base string) (*Store, error) {
+func Open(ctx context.Context, rawURL, base string, opts ...Option) (*Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline.store.url: %w", err)
@@ -130,13 +146,16 @@ func Open(ctx context.Context, rawURL, base string) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("pipeline.store.url %q: expected sqlite://PATH or postgres://…", rawURL)
 	}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.db.PingContext(ctx); err != nil {
 		s.db.Close()
-		return nil, fmt.Errorf("opening the %s store: %w", s.dialect, err)
+		return nil, s.scrub.Wrap(fmt.Errorf("opening the %s store: %w", s.dialect, err))
 	}
 	if err := s.Migrate(ctx); err != nil {
 		s.db.Close()
-		return nil, err
+		return nil, s.scrub.Wrap(err)
 	}
 	s.commits, s.closed, s.committerDone = make(chan *commitReq, 256), make(chan struct{}), make(chan struct{})
 	go s.committer()
@@ -155,131 +174,38 @@ func (s *Store) Close() error {
 // Dialect is sqlite or postgres.
 func (s *Store) Dialect() string { return s.dialect }
 
-// q rewrites ? placeholders to $n for PostgreSQL.
+// q rewrites ? placeholders to $1, $2, … for PostgreSQL. A ? inside a
+// quoted string ('…', with ” as an escaped quote) or a quoted identifier
+// ("…") is text, not a placeholder, and is left alone.
 func (s *Store) q(query string) string {
 	if s.dialect != "postgres" {
 		return query
 	}
+	return numberPlaceholders(query)
+}
+
+func numberPlaceholders(query string) string {
 	var b strings.Builder
+	b.Grow(len(query) + 8)
 	n := 0
-	for _, r := range query {
-		if r == '?' {
+	var quote byte // the quote we are inside, or 0
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0 // a doubled quote closes and reopens: same result
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '?':
 			n++
-			fmt.Fprintf(&b, "$%d", n)
+			b.WriteString("$" + strconv.Itoa(n))
 			continue
 		}
-		b.WriteRune(r)
+		b.WriteByte(c)
 	}
 	return b.String()
-}
-
-// migrations are applied in order, each once, recorded in schema_migrations.
-// {{id}} is the auto-increment primary key of the dialect.
-var migrations = []string{
-	// 1: products, versions, outbox, review, jobs, dead letters.
-	`CREATE TABLE products (
-		id TEXT PRIMARY KEY,
-		current_version INTEGER NOT NULL DEFAULT 0,
-		updated_at TEXT NOT NULL
-	);
-	CREATE TABLE tag_versions (
-		id {{id}},
-		product_id TEXT NOT NULL REFERENCES products(id),
-		version INTEGER NOT NULL,
-		image_sha256 TEXT NOT NULL,
-		rules_version TEXT NOT NULL,
-		source TEXT NOT NULL,
-		tags TEXT NOT NULL,
-		idem_key TEXT UNIQUE,
-		created_at TEXT NOT NULL,
-		UNIQUE (product_id, version)
-	);
-	CREATE TABLE outbox (
-		seq {{id}},
-		event_id TEXT NOT NULL UNIQUE,
-		payload TEXT NOT NULL,
-		created_at TEXT NOT NULL,
-		delivered_at TEXT
-	);
-	CREATE INDEX outbox_pending ON outbox (delivered_at, seq);
-	CREATE TABLE review_items (
-		id {{id}},
-		product_id TEXT NOT NULL,
-		version INTEGER NOT NULL,
-		image_sha256 TEXT NOT NULL,
-		tag TEXT NOT NULL,
-		status TEXT NOT NULL,
-		correction TEXT,
-		created_at TEXT NOT NULL,
-		resolved_at TEXT
-	);
-	CREATE INDEX review_status ON review_items (status, id);
-	CREATE TABLE jobs (
-		id TEXT PRIMARY KEY,
-		product_id TEXT NOT NULL,
-		status TEXT NOT NULL,
-		error TEXT NOT NULL DEFAULT '',
-		version INTEGER NOT NULL DEFAULT 0,
-		created_at TEXT NOT NULL,
-		updated_at TEXT NOT NULL
-	);
-	CREATE TABLE dead_letters (
-		item_key TEXT PRIMARY KEY,
-		product_id TEXT NOT NULL,
-		source TEXT NOT NULL,
-		attempts INTEGER NOT NULL,
-		last_error TEXT NOT NULL,
-		created_at TEXT NOT NULL
-	)`,
-}
-
-// Migrate applies the migrations not yet applied, each in a transaction.
-func (s *Store) Migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
-		return fmt.Errorf("migrating: %w", err)
-	}
-	if s.dialect == "postgres" {
-		// Several workers may start at once: one migrates, the others wait.
-		if _, err := s.db.ExecContext(ctx, `SELECT pg_advisory_lock(7262730)`); err != nil {
-			return fmt.Errorf("migrating: %w", err)
-		}
-		defer s.db.ExecContext(context.Background(), `SELECT pg_advisory_unlock(7262730)`)
-	}
-	for i, m := range migrations {
-		v := i + 1
-		var n int
-		if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), v).Scan(&n); err != nil {
-			return fmt.Errorf("migrating: %w", err)
-		}
-		if n > 0 {
-			continue
-		}
-		id := "INTEGER PRIMARY KEY AUTOINCREMENT"
-		if s.dialect == "postgres" {
-			id = "BIGSERIAL PRIMARY KEY"
-		}
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		for _, stmt := range strings.Split(strings.ReplaceAll(m, "{{id}}", id), ";") {
-			if strings.TrimSpace(stmt) == "" {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				tx.Rollback()
-				return fmt.Errorf("migration %d: %w", v, err)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), v, now()); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %d: %w", v, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migration %d: %w", v, err)
-		}
-	}
-	return nil
 }
 
 func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
@@ -471,29 +397,42 @@ func (s *Store) commitTx(ctx context.Context, tx *sql.Tx, r *commitReq) (Version
 	return ver, err == nil, err
 }
 
-// insertTx writes a new version with its event and review items.
+// insertTx writes a new version with its event and its review item.
 func (s *Store) insertTx(ctx context.Context, tx *sql.Tx, r *commitReq) (Version, error) {
 	key := IdemKey(r.productID, r.sha, r.rules)
-	ver, err := s.insertVersion(ctx, tx, r.productID, r.sha, r.rules, r.source, r.t.Tags, &key)
+	meta := versionMeta{reviewReasons: reasonCodes(r.t.Reasons), label: r.t.Label}
+	ver, err := s.insertVersion(ctx, tx, r.productID, r.sha, r.rules, r.source, r.t.Tags, &key, meta)
 	if err != nil || len(r.t.Review) == 0 {
 		return ver, err
 	}
-	// One statement for all review items.
+	// One statement for all review items (the rules make at most one).
 	ts := now()
+	reasons := r.t.Reasons
+	if reasons == nil {
+		reasons = []Reason{}
+	}
+	rb, _ := json.Marshal(reasons)
 	var marks []string
 	var args []any
 	for _, rv := range r.t.Review {
 		b, _ := json.Marshal(rv)
-		marks = append(marks, "(?, ?, ?, ?, 'pending', ?)")
-		args = append(args, r.productID, ver.Version, r.sha, string(b), ts)
+		marks = append(marks, "(?, ?, ?, ?, 'pending', ?, ?)")
+		args = append(args, r.productID, ver.Version, r.sha, string(b), string(rb), ts)
 	}
-	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO review_items (product_id, version, image_sha256, tag, status, created_at) VALUES `+strings.Join(marks, ", ")), args...)
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO review_items (product_id, version, image_sha256, tag, status, reasons, created_at) VALUES `+strings.Join(marks, ", ")), args...)
 	return ver, err
+}
+
+// versionMeta is what a version row keeps beside its tags, for the review
+// statistics: the reason codes of its review item and its source label.
+type versionMeta struct {
+	reviewReasons string
+	label         string
 }
 
 // insertVersion bumps the product's version (the row lock serialises
 // writers of one product on PostgreSQL), writes the version and its event.
-func (s *Store) insertVersion(ctx context.Context, tx *sql.Tx, productID, sha, rulesVersion, source string, tags []Tag, key *string) (Version, error) {
+func (s *Store) insertVersion(ctx context.Context, tx *sql.Tx, productID, sha, rulesVersion, source string, tags []Tag, key *string, meta versionMeta) (Version, error) {
 	ts := now()
 	var ver int
 	if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO products (id, current_version, updated_at) VALUES (?, 1, ?)
@@ -505,8 +444,15 @@ func (s *Store) insertVersion(ctx context.Context, tx *sql.Tx, productID, sha, r
 		tags = []Tag{}
 	}
 	tb, _ := json.Marshal(tags)
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO tag_versions (product_id, version, image_sha256, rules_version, source, tags, idem_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-		productID, ver, sha, rulesVersion, source, string(tb), key, ts); err != nil {
+	var label, correct any // NULL without a label
+	if meta.label != "" {
+		label, correct = meta.label, 0
+		if len(tags) > 0 && tags[0].Category == meta.label {
+			correct = 1
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO tag_versions (product_id, version, image_sha256, rules_version, source, tags, idem_key, created_at, review_reasons, label_category, label_correct) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		productID, ver, sha, rulesVersion, source, string(tb), key, ts, meta.reviewReasons, label, correct); err != nil {
 		return Version{}, err
 	}
 	v := Version{ProductID: productID, Version: ver, ImageSHA256: sha, RulesVersion: rulesVersion, Source: source, Tags: tags, CreatedAt: parseTime(ts)}
@@ -697,12 +643,13 @@ func (s *Store) Counts(ctx context.Context) (Counts, error) {
 func (s *Store) DeadLetter(ctx context.Context, key, productID, source string, attempts int, lastErr string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO dead_letters (item_key, product_id, source, attempts, last_error, created_at) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (item_key) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error`), key, productID, source, attempts, lastErr, now())
+			ON CONFLICT (item_key) DO UPDATE SET attempts = excluded.attempts, last_error = excluded.last_error`), key, productID, source, attempts, s.scrub.String(lastErr), now())
 		return err
 	})
 }
 
-// DeadLetters lists the dead-lettered items.
+// DeadLetters lists the dead-lettered items, their errors scrubbed of
+// secrets (rows written without a scrubber included).
 func (s *Store) DeadLetters(ctx context.Context) ([]map[string]any, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT item_key, product_id, source, attempts, last_error, created_at FROM dead_letters ORDER BY created_at`)
 	if err != nil {
@@ -716,7 +663,7 @@ func (s *Store) DeadLetters(ctx context.Context) ([]map[string]any, error) {
 		if err := rows.Scan(&key, &pid, &src, &attempts, &lastErr, &created); err != nil {
 			return nil, err
 		}
-		out = append(out, map[string]any{"item_key": key, "product_id": pid, "source": src, "attempts": attempts, "last_error": lastErr, "created_at": created})
+		out = append(out, map[string]any{"item_key": key, "product_id": pid, "source": src, "attempts": attempts, "last_error": s.scrub.String(lastErr), "created_at": created})
 	}
 	return out, rows.Err()
 }

@@ -77,12 +77,15 @@ func containsQ(s string) bool {
 	return false
 }
 
+// sampleTagging keeps two tags (HIGH, MEDIUM), drops a LOW runner-up and
+// goes to review for its LOW material.
 func sampleTagging() Tagging {
-	return testRules().Apply(tags(0.95, 0.8, 0.6), "holysheep")
+	return testRules().Apply(withAttrs(tags(0.95, 0.8, 0.6), "color", "black", 0.97, "material", "cotton", 0.6), "holysheep")
 }
 
 // TestStoreSuite: SQLite and PostgreSQL pass the same suite.
 func TestStoreSuite(t *testing.T) {
+	t.Parallel()
 	for name, s := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
@@ -104,7 +107,7 @@ func TestStoreSuite(t *testing.T) {
 				t.Errorf("new rules: version %d", v.Version)
 			}
 			cur, err := s.Current(ctx, "p1")
-			if err != nil || cur.Version != 3 || len(cur.Tags) != 3 || cur.Tags[0].Level != High {
+			if err != nil || cur.Version != 3 || len(cur.Tags) != 2 || cur.Tags[0].Level != High || cur.Tags[0].AttributeLevels["material"] != Low {
 				t.Errorf("current: %+v %v", cur, err)
 			}
 			hist, _ := s.History(ctx, "p1")
@@ -123,13 +126,15 @@ func TestStoreSuite(t *testing.T) {
 			if rows, _ := s.Pending(ctx, 10); len(rows) != 1 || rows[0].Event.Version != 3 {
 				t.Errorf("after delivery: %+v", rows)
 			}
-			// Review: the LOW tag (0.6) of each version waits.
+			// Review: each version waits once, with its best tag and why.
 			items, _ := s.ListReview(ctx, 10)
-			if len(items) != 3 || items[0].Tag.Level != Low {
+			if len(items) != 3 || items[0].Tag.Category != "apparel/c0" || len(items[0].Reasons) != 1 || items[0].Reasons[0].Code != ReasonAttributeLow {
 				t.Fatalf("review: %+v", items)
 			}
 			it, v, err := s.Resolve(ctx, items[2].ID, Correct, &Tag{Category: "accessories/watches"})
-			if err != nil || it.Status != "corrected" || v.Version != 4 || v.Source != "review" || v.Tags[len(v.Tags)-1].Category != "accessories/watches" {
+			if err != nil || it.Status != "corrected" || v.Version != 4 || v.Source != "review" || len(v.Tags) != 2 ||
+				v.Tags[0].Category != "accessories/watches" || v.Tags[0].Level != Reviewed || v.Tags[0].Attributes["material"] != "cotton" ||
+				v.Tags[0].AttributeLevels["material"] != Reviewed || v.Tags[1].Category != "apparel/c1" {
 				t.Fatalf("correct: %+v %+v %v", it, v, err)
 			}
 			if _, _, err := s.Resolve(ctx, items[2].ID, Accept, nil); err == nil {
@@ -138,7 +143,7 @@ func TestStoreSuite(t *testing.T) {
 			s.Commit(ctx, "p2", "sha-c", "r1", "holysheep", tg)
 			p2items, _ := s.ListReview(ctx, 10)
 			last := p2items[len(p2items)-1]
-			if _, v, err := s.Resolve(ctx, last.ID, Reject, nil); err != nil || len(v.Tags) != 2 || v.ProductID != "p2" || v.Version != 2 {
+			if _, v, err := s.Resolve(ctx, last.ID, Reject, nil); err != nil || len(v.Tags) != 1 || v.Tags[0].Category != "apparel/c1" || v.ProductID != "p2" || v.Version != 2 {
 				t.Errorf("reject: %+v %v", v, err)
 			}
 			if _, v, err := s.Resolve(ctx, items[0].ID, Accept, nil); err != nil || v.Version != 5 {

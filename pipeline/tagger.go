@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/secret"
 	"github.com/cutover/cutover/vision"
 )
 
@@ -21,6 +22,10 @@ type Tagger struct {
 	Client   *vision.Client
 	Provider string
 	Retry    config.Retry
+	// Scrub removes secrets from the provider's errors before anything
+	// (an answer, a job, a dead letter, a log line) sees them; nil still
+	// removes conventional credential parameters such as ?key=.
+	Scrub *secret.Scrubber
 	// Sleep waits between attempts (tests replace it); default honours ctx.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
@@ -48,7 +53,8 @@ var ErrExhausted = errors.New("attempts exhausted")
 
 // Tag classifies img for productID and commits the tags. An image already
 // committed under the same rules version is not sent to the provider again.
-func (t *Tagger) Tag(ctx context.Context, productID string, img vision.Image) (Result, error) {
+// label is the category the image is labelled with, "" when unknown.
+func (t *Tagger) Tag(ctx context.Context, productID string, img vision.Image, label string) (Result, error) {
 	key := IdemKey(productID, img.SHA256, t.Rules.Version())
 	if done, err := t.Store.Done(ctx, key); err != nil {
 		return Result{}, err
@@ -59,20 +65,21 @@ func (t *Tagger) Tag(ctx context.Context, productID string, img vision.Image) (R
 		}
 		return Result{Version: v}, err
 	}
-	return t.tagNew(ctx, productID, img)
+	return t.tagNew(ctx, productID, img, label)
 }
 
 // tagNew classifies and commits an image not known to be done (the commit
 // is idempotent all the same).
-func (t *Tagger) tagNew(ctx context.Context, productID string, img vision.Image) (Result, error) {
+func (t *Tagger) tagNew(ctx context.Context, productID string, img vision.Image, label string) (Result, error) {
 	res, attempts, err := t.Classify(ctx, img)
 	if err != nil {
 		return Result{Attempts: attempts}, err
 	}
 	tagging := t.Rules.Apply(t.Tax.Normalize(t.Client.Codec.Format(), res), t.Provider)
+	tagging.Label = label
 	v, created, err := t.Store.Commit(ctx, productID, img.SHA256, t.Rules.Version(), t.Provider, tagging)
 	if err != nil {
-		return Result{Attempts: attempts}, fmt.Errorf("committing: %w", err)
+		return Result{Attempts: attempts}, t.Scrub.Wrap(fmt.Errorf("committing: %w", err))
 	}
 	return Result{Version: v, Created: created, Tagging: tagging, Attempts: attempts}, nil
 }
@@ -80,6 +87,7 @@ func (t *Tagger) tagNew(ctx context.Context, productID string, img vision.Image)
 // Classify calls the provider, retrying retryable failures with
 // exponential backoff and full jitter (a uniform wait in [0, min(max,
 // base·2^attempt)]), or the provider's Retry-After when that is longer.
+// Its errors are scrubbed of secrets; their codes stay (errors.As).
 func (t *Tagger) Classify(ctx context.Context, img vision.Image) (vision.Result, int, error) {
 	sleep := t.Sleep
 	if sleep == nil {
@@ -91,7 +99,7 @@ func (t *Tagger) Classify(ctx context.Context, img vision.Image) (vision.Result,
 		if err == nil {
 			return res, attempt, nil
 		}
-		last = err
+		last = t.Scrub.Wrap(err)
 		if !Retryable(err) || attempt == t.Retry.MaxAttempts || ctx.Err() != nil {
 			break
 		}

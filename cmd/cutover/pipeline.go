@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/internal/secret"
 	"github.com/cutover/cutover/pipeline"
 	"github.com/cutover/cutover/vision"
 	"github.com/cutover/cutover/vision/formats"
@@ -80,6 +81,9 @@ type pipelineEnv struct {
 	store  *pipeline.Store
 	tagger *pipeline.Tagger
 	log    *slog.Logger
+	// scrub holds every secret of the config: errors the pipeline
+	// answers, stores, logs or prints pass through it.
+	scrub *secret.Scrubber
 }
 
 func openPipeline(ctx context.Context, env *Env, path string, needProvider bool) (*pipelineEnv, error) {
@@ -91,20 +95,41 @@ func openPipeline(ctx context.Context, env *Env, path string, needProvider bool)
 	if pc.Provider == "" {
 		return nil, fmt.Errorf("%s has no pipeline section: set pipeline.provider", l.cfg.File)
 	}
-	st, err := pipeline.Open(ctx, pc.Store.URL, l.cfg.Dir)
+	sc := secret.New(l.cfg.Secrets()...)
+	st, err := pipeline.Open(ctx, pc.Store.URL, l.cfg.Dir, pipeline.WithScrubber(sc))
 	if err != nil {
 		return nil, err
 	}
-	pe := &pipelineEnv{cfg: l.cfg, tx: l.tx, store: st, log: slog.New(slog.NewTextHandler(env.Stderr, nil))}
+	pe := &pipelineEnv{cfg: l.cfg, tx: l.tx, store: st, scrub: sc,
+		log: slog.New(slog.NewTextHandler(scrubWriter{w: env.Stderr, s: sc}, nil))}
 	if needProvider {
+		if err := requireEnv(l.cfg, "cutover pipeline", providerKeys(pc.Provider)...); err != nil {
+			st.Close()
+			return nil, err
+		}
 		client, err := formats.NewClient(l.cfg, l.tx, pc.Provider, &http.Client{Transport: vision.DefaultTransport()})
 		if err != nil {
 			st.Close()
 			return nil, err
 		}
-		pe.tagger = &pipeline.Tagger{Store: st, Rules: pipeline.NewRules(pc.Rules), Tax: l.tx, Client: client, Provider: pc.Provider, Retry: pc.Retry}
+		pe.tagger = &pipeline.Tagger{Store: st, Rules: pipeline.NewRules(pc.Rules), Tax: l.tx, Client: client, Provider: pc.Provider,
+			Retry: pc.Retry, Scrub: sc}
 	}
 	return pe, nil
+}
+
+// scrubWriter removes secrets from each log line (slog's text handler
+// writes one record per Write).
+type scrubWriter struct {
+	w io.Writer
+	s *secret.Scrubber
+}
+
+func (s scrubWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(s.w, s.s.String(string(b))); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // publisher starts the outbox publisher; stop drains it.
@@ -120,12 +145,13 @@ func (pe *pipelineEnv) publisher(ctx context.Context, env *Env) (stop func(), er
 	return func() { cancel(); <-done; sink.Close() }, nil
 }
 
-func pipelineServe(ctx context.Context, env *Env, path, listen string) error {
+func pipelineServe(ctx context.Context, env *Env, path, listen string) (err error) {
 	pe, err := openPipeline(ctx, env, path, true)
 	if err != nil {
 		return err
 	}
 	defer pe.store.Close()
+	defer func() { err = pe.scrub.Wrap(err) }()
 	if n, err := pe.store.FailQueuedJobs(ctx); err == nil && n > 0 {
 		pe.log.Warn("jobs left queued by an earlier process marked failed", "jobs", n)
 	}
@@ -139,28 +165,49 @@ func pipelineServe(ctx context.Context, env *Env, path, listen string) error {
 		listen = sc.Listen.String()
 	}
 	srv := &pipeline.Server{Tagger: pe.tagger, Store: pe.store, Log: pe.log, MaxBodyBytes: int64(sc.MaxBodyBytes),
-		FetchTimeout: sc.FetchTimeout.D(), Workers: sc.Workers, ImagesDir: pe.cfg.Path(pe.cfg.Pipeline.ImagesDir)}
+		FetchTimeout: sc.FetchTimeout.D(), FetchAllow: sc.FetchAllow, MaxQueueBytes: int64(sc.MaxQueueBytes),
+		Workers: sc.Workers, ImagesDir: pe.cfg.Path(pe.cfg.Pipeline.ImagesDir), Scrub: pe.scrub, Token: os.Getenv(sc.TokenEnv)}
+	if srv.Token == "" && !loopbackAddr(listen) {
+		return fmt.Errorf("pipeline.serve.listen %s is not a loopback address: refusing to serve the API there without a token in $%s", listen, sc.TokenEnv)
+	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("pipeline.serve.listen: %w", err)
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute}
-	go hs.Serve(ln)
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
 	fmt.Fprintf(env.Stdout, "pipeline serving on http://%s (provider %s, store %s, events %s)\n", ln.Addr(), pe.cfg.Pipeline.Provider,
 		pe.store.Dialect(), pe.cfg.Pipeline.Events.Sink)
-	<-ctx.Done()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served: // the listener failed: stop in order, then say why
+		serveErr = fmt.Errorf("pipeline.serve.listen: %w", serveErr)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err = hs.Shutdown(sctx)
-	return errors.Join(err, srv.Close(sctx))
+	return errors.Join(serveErr, err, srv.Close(sctx))
 }
 
-func pipelineRun(ctx context.Context, env *Env, path, source string, conc int, queue, s3Endpoint string, progress bool) error {
+// loopbackAddr reports whether a listen address binds loopback only.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
+func pipelineRun(ctx context.Context, env *Env, path, source string, conc int, queue, s3Endpoint string, progress bool) (err error) {
 	pe, err := openPipeline(ctx, env, path, true)
 	if err != nil {
 		return err
 	}
 	defer pe.store.Close()
+	defer func() { err = pe.scrub.Wrap(err) }()
 	presign := pe.cfg.Providers[pe.cfg.Pipeline.Provider].Format == config.FormatHolySheep
 	src, err := pipeline.OpenSource(ctx, source, pipeline.S3Options{Endpoint: s3Endpoint, PresignURLs: presign})
 	if err != nil {
@@ -205,12 +252,13 @@ func pipelineRun(ctx context.Context, env *Env, path, source string, conc int, q
 	return runErr
 }
 
-func pipelineExport(ctx context.Context, env *Env, path, out string) error {
+func pipelineExport(ctx context.Context, env *Env, path, out string) (err error) {
 	pe, err := openPipeline(ctx, env, path, false)
 	if err != nil {
 		return err
 	}
 	defer pe.store.Close()
+	defer func() { err = pe.scrub.Wrap(err) }()
 	n, missing, err := pipeline.ExportFixtures(ctx, pe.store, pe.cfg.Path(pe.cfg.Pipeline.ImagesDir), out, pe.tx)
 	if err != nil {
 		return err
@@ -223,21 +271,62 @@ func pipelineExport(ctx context.Context, env *Env, path, out string) error {
 	return nil
 }
 
-func pipelineStatus(ctx context.Context, env *Env, path string) error {
+func pipelineStatus(ctx context.Context, env *Env, path string) (err error) {
 	pe, err := openPipeline(ctx, env, path, false)
 	if err != nil {
 		return err
 	}
 	defer pe.store.Close()
+	defer func() { err = pe.scrub.Wrap(err) }()
 	c, err := pe.store.Counts(ctx)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "store %s: %d products, %d tag versions, %d events (%d delivered), %d review items pending, %d dead letters\n",
 		pe.store.Dialect(), c.Products, c.Versions, c.Events, c.Delivered, c.Review, c.DeadLetters)
+	rs, err := pe.store.ReviewStats(ctx)
+	if err != nil {
+		return err
+	}
+	printReviewStats(env.Stdout, rs, pe.cfg.Pipeline.Rules)
 	dl, err := pe.store.DeadLetters(ctx)
 	for _, d := range dl {
-		fmt.Fprintf(env.Stdout, "dead letter %v after %v attempts: %s\n", d["item_key"], d["attempts"], strings.TrimSpace(fmt.Sprint(d["last_error"])))
+		fmt.Fprintf(env.Stdout, "dead letter %v after %v attempts: %s\n", d["item_key"], d["attempts"], pe.scrub.String(strings.TrimSpace(fmt.Sprint(d["last_error"]))))
 	}
 	return err
+}
+
+// printReviewStats prints the share of products queued for review beside
+// the share the provider got wrong.
+func printReviewStats(w io.Writer, rs pipeline.ReviewStats, r config.Rules) {
+	pct := func(n, of int64) string {
+		if of == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.1f %%", 100*float64(n)/float64(of))
+	}
+	var why []string
+	for _, code := range []string{pipeline.ReasonCategoryLow, pipeline.ReasonMargin, pipeline.ReasonAttributeLow, pipeline.ReasonNoCategory, pipeline.ReasonTagLow} {
+		if n := rs.ByReason[code]; n > 0 {
+			label := map[string]string{
+				pipeline.ReasonCategoryLow:  fmt.Sprintf("best category LOW (< %.2f)", *r.Medium),
+				pipeline.ReasonMargin:       fmt.Sprintf("best two within %.2f", *r.ReviewMargin),
+				pipeline.ReasonAttributeLow: "an attribute LOW",
+				pipeline.ReasonNoCategory:   "no category",
+				pipeline.ReasonTagLow:       "a LOW tag (items stored one per LOW tag)",
+			}[code]
+			why = append(why, fmt.Sprintf("%d %s", n, label))
+		}
+	}
+	line := fmt.Sprintf("review queue: %d of %d products queued (%s)", rs.Queued, rs.Products, pct(rs.Queued, rs.Products))
+	if len(why) > 0 {
+		line += ": " + strings.Join(why, ", ")
+	}
+	fmt.Fprintln(w, line)
+	if rs.Labelled == 0 {
+		fmt.Fprintln(w, "provider wrong: n/a (no tagged product's source item carried a label: tag a fixture manifest with `pipeline run --source` to measure it)")
+		return
+	}
+	fmt.Fprintf(w, "provider wrong: %d of %d labelled products (%s): best category differs from the source's label; %d of the %d wrong queued, %d of %d labelled queued (%s)\n",
+		rs.Wrong, rs.Labelled, pct(rs.Wrong, rs.Labelled), rs.WrongQueued, rs.Wrong, rs.LabelledQueued, rs.Labelled, pct(rs.LabelledQueued, rs.Labelled))
 }

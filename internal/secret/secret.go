@@ -29,12 +29,18 @@ type Scrubber struct {
 // credential by convention, in a URL or a form body.
 var credentialParams = regexp.MustCompile(`(?i)([?&;](?:key|api[_-]?key|access[_-]?token|client[_-]?secret|token|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token)=)[^&\s"';]+`)
 
-// New returns a scrubber for secrets; empty strings are ignored.
+// minLength is the shortest secret scrubbed by value: replacing every
+// "k" or "ab" would garble every message, and a key that short protects
+// nothing anyway.
+const minLength = 6
+
+// New returns a scrubber for secrets; strings shorter than six
+// characters are ignored.
 func New(secrets ...string) *Scrubber {
 	var pairs []string
 	seen := map[string]bool{}
 	add := func(s string) {
-		if s == "" || seen[s] {
+		if len(s) < minLength || seen[s] {
 			return
 		}
 		seen[s] = true

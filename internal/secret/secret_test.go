@@ -27,6 +27,9 @@ func TestScrubber(t *testing.T) {
 			t.Errorf("String(%q)\ngot  %q\nwant %q", tc.in, got, tc.want)
 		}
 	}
+	if got := New("k", "ab").String("keep the key in a bank"); got != "keep the key in a bank" {
+		t.Errorf("short strings scrubbed: %q", got)
+	}
 	var nilS *Scrubber
 	if got := nilS.String("a?key=b"); got != "a?key=[redacted]" {
 		t.Errorf("nil scrubber: got %q", got)
