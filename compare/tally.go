@@ -122,9 +122,8 @@ type provAcc struct {
 	// collisions counts labelled images whose key another image already
 	// held (two SHA-256s sharing their first 64 bits): counted as its repeat.
 	collisions int
-	// ne caches what the provider's format cannot express: category path,
-	// or "kind\x00value" → not expressible.
-	ne       map[string]bool
+	// ne caches what the provider's format cannot express.
+	ne       map[neKey]bool
 	neFormat string
 
 	first     map[uint64]string // image key → top category of its first answer
@@ -133,7 +132,7 @@ type provAcc struct {
 }
 
 // imageAnswer is one labelled image's first answer as accuracy counts it:
-// about 40 bytes, plus the map's own overhead (see Measure).
+// 40 bytes, about 100 with the map's own overhead (see Measure).
 type imageAnswer struct {
 	at   int64          // observation time, Unix ns (math.MaxInt64 when unknown)
 	fx   *fixtures.Item // the label
@@ -226,30 +225,10 @@ func (p *provAcc) observe(e *env, o *record.Observation, fx *fixtures.Item, self
 
 // score counts sc, the judgement of one answered call of labelled image
 // fx, under CountFirstAnswer: the image's first answer is kept and
-// counted; an earlier answer read later takes its place.
+// counted; an earlier answer read later takes its place. A repeat costs a
+// hash and a map lookup.
 func (p *provAcc) score(e *env, o *record.Observation, fx *fixtures.Item, sc *Score) {
 	p.labelled++
-	ia := imageAnswer{at: unixNano(o.Time), fx: fx, pred: e.str(sc.Predicted)}
-	if sc.Predicted == "(none)" {
-		ia.pred = ""
-	}
-	if sc.Correct {
-		ia.bits |= imageCorrect
-	}
-	if !p.expressible(e, fx.Category, "", "") {
-		ia.bits |= imageNotExpressible
-	}
-	for i, k := range kinds {
-		if sc.Labelled[i] {
-			ia.bits |= imageKindBits << i
-			if sc.Right[i] {
-				ia.bits |= imageKindBits << (i + NumKinds)
-			}
-			if !p.expressible(e, "", k, fx.Attributes[k]) {
-				ia.bits |= imageKindBits << (i + 2*NumKinds)
-			}
-		}
-	}
 	id := fx.SHA256
 	if id == "" {
 		id = o.ImageSHA256
@@ -258,42 +237,69 @@ func (p *provAcc) score(e *env, o *record.Observation, fx *fixtures.Item, sc *Sc
 		id = "fixture\x00" + fx.ID
 	}
 	key := imageKey(id)
-	if old, seen := p.images[key]; seen {
+	at := unixNano(o.Time)
+	old, seen := p.images[key]
+	if seen {
 		if old.fx.SHA256 != fx.SHA256 || old.fx.ID != fx.ID {
 			p.collisions++
 		}
-		if ia.at >= old.at {
+		if at >= old.at {
 			return // a repeat: the first answer stays
 		}
+	}
+	ia := imageAnswer{at: at, fx: fx, pred: e.str(sc.Predicted)}
+	if sc.Predicted == "(none)" {
+		ia.pred = ""
+	}
+	if sc.Correct {
+		ia.bits |= imageCorrect
+	}
+	if !p.expressible(e, neKey{value: fx.Category}) {
+		ia.bits |= imageNotExpressible
+	}
+	for i, k := range kinds {
+		if sc.Labelled[i] {
+			ia.bits |= imageKindBits << i
+			if sc.Right[i] {
+				ia.bits |= imageKindBits << (i + NumKinds)
+			}
+			if !p.expressible(e, neKey{kind: k, value: fx.Attributes[k]}) {
+				ia.bits |= imageKindBits << (i + 2*NumKinds)
+			}
+		}
+	}
+	if seen {
 		p.acc.add(e, &old, -1)
 	}
 	p.images[key] = ia
 	p.acc.add(e, &ia, 1)
 }
 
-// expressible reports whether the provider's format can name category
-// (when kind is "") or attribute value of kind, cached per provider.
-// Without a taxonomy or a format everything is expressible.
-func (p *provAcc) expressible(e *env, category string, kind vision.AttributeKind, value string) bool {
+// neKey names a category (kind "") or an attribute value.
+type neKey struct {
+	kind  vision.AttributeKind
+	value string
+}
+
+// expressible reports whether the provider's format can name k's category
+// or attribute value, cached per provider. Without a taxonomy or a format
+// everything is expressible.
+func (p *provAcc) expressible(e *env, k neKey) bool {
 	tx := e.s.tx
 	if tx == nil || p.format == "" {
 		return true
 	}
 	if p.neFormat != p.format {
-		p.ne, p.neFormat = map[string]bool{}, p.format
+		p.ne, p.neFormat = map[neKey]bool{}, p.format
 	}
-	key := category
-	if kind != "" {
-		key = string(kind) + "\x00" + value
-	}
-	ne, ok := p.ne[key]
+	ne, ok := p.ne[k]
 	if !ok {
-		if kind == "" {
-			ne = !tx.Expressible(p.format, category)
+		if k.kind == "" {
+			ne = !tx.Expressible(p.format, k.value)
 		} else {
-			ne = !tx.AttributeExpressible(p.format, kind, value)
+			ne = !tx.AttributeExpressible(p.format, k.kind, k.value)
 		}
-		p.ne[key] = ne
+		p.ne[k] = ne
 	}
 	return !ne
 }
