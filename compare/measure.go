@@ -414,7 +414,7 @@ func (b *measurer) finish() *Measurement {
 		if a := ps.Accuracy; a != nil && a.Calls > a.Images {
 			m.Notes = append(m.Notes, fmt.Sprintf("%s answered %d labelled images in %d calls: accuracy counts each image once, by its first answer (repeats count in self-agreement)", name, a.Images, a.Calls))
 		}
-		if ne := ps.Accuracy.NotExpressibleNote(name); ne != "" {
+		if ne := ps.Accuracy.notExpressibleNote(name); ne != "" {
 			m.Notes = append(m.Notes, ne)
 		}
 		if p.collisions > 0 {

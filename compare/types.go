@@ -174,9 +174,9 @@ type Accuracy struct {
 	NotExpressible *NotExpressible `json:"not_expressible,omitempty"`
 }
 
-// NotExpressibleNote says, for a report's notes, what provider name's
+// notExpressibleNote says, for a report's notes, what provider name's
 // format could not express ("" when nothing; a nil Accuracy has nothing).
-func (a *Accuracy) NotExpressibleNote(name string) string {
+func (a *Accuracy) notExpressibleNote(name string) string {
 	if a == nil || a.NotExpressible == nil {
 		return ""
 	}
