@@ -22,6 +22,7 @@ test:
 	$(GO) test -count=1 -run 'TestCanaryCandidateFaults|TestFaultMatrix' ./proxy
 	$(GO) test -count=1 -run 'TestCrashSafety|TestQueueCrashSafety' ./pipeline
 	$(GO) test -count=1 -run 'TestStratifiedSimulation|TestWeightedEstimateSimulation' ./compare/stats ./label
+	$(GO) test -count=1 -run 'TestProfileReproduced' ./sim
 
 # The offline story on simulators: fixtures, simulated legacy and candidate,
 # 200 labelled images through each provider's real client, a summary table.

@@ -74,7 +74,10 @@ type agreeAcc struct {
 	agreeTally
 	confA, confB []float32
 	agreeBits    []bool
-	paired       stats.Paired
+	// labelledPairs counts pairs of a labelled image both answered
+	// (PairedAccuracy.Calls); the paired table itself is made from each
+	// provider's first answer per image (pairedResult).
+	labelledPairs int
 }
 
 func (g *agreeAcc) add(base, x *answer, ps *PairScore) {
@@ -83,16 +86,7 @@ func (g *agreeAcc) add(base, x *answer, ps *PairScore) {
 	g.confB = append(g.confB, float32(x.a.Confidence))
 	g.agreeBits = append(g.agreeBits, ps.Top1)
 	if base.fixture != nil && x.fixture != nil {
-		switch {
-		case base.correct && x.correct:
-			g.paired.Both++
-		case base.correct:
-			g.paired.OnlyA++
-		case x.correct:
-			g.paired.OnlyB++
-		default:
-			g.paired.Neither++
-		}
+		g.labelledPairs++
 	}
 }
 
@@ -128,17 +122,42 @@ func (g *agreeAcc) result(a, b string, topK int) Agreement {
 	return out
 }
 
-// pairedResult is the paired accuracy table of a against b; ok is false
-// when no labelled image was answered by both.
-func (g *agreeAcc) pairedResult(a, b string) (PairedAccuracy, bool) {
-	t := g.paired
+// pairedResult is the paired accuracy table of a against b over the
+// labelled images both answered, each judged by each provider's first
+// answer to it (CountFirstAnswer); images whose category either format
+// cannot express are left out and counted. ok is false when no such image
+// remains.
+func (g *agreeAcc) pairedResult(a, b *provAcc) (PairedAccuracy, bool) {
+	var t stats.Paired
+	ne := 0
+	for k, x := range a.images {
+		y, both := b.images[k]
+		if !both {
+			continue
+		}
+		if (x.bits|y.bits)&imageNotExpressible != 0 {
+			ne++
+			continue
+		}
+		switch xa, ya := x.bits&imageCorrect != 0, y.bits&imageCorrect != 0; {
+		case xa && ya:
+			t.Both++
+		case xa:
+			t.OnlyA++
+		case ya:
+			t.OnlyB++
+		default:
+			t.Neither++
+		}
+	}
 	n := t.N()
 	if n == 0 {
 		return PairedAccuracy{}, false
 	}
 	d, lo, hi := t.DiffCI(stats.Z95)
 	p, mid := stats.McNemar(t.OnlyA, t.OnlyB)
-	return PairedAccuracy{A: a, B: b, N: n, Both: t.Both, OnlyA: t.OnlyA, OnlyB: t.OnlyB, Neither: t.Neither,
+	return PairedAccuracy{A: a.name, B: b.name, N: n, Counting: CountFirstAnswer, Calls: g.labelledPairs, NotExpressible: ne,
+		Both: t.Both, OnlyA: t.OnlyA, OnlyB: t.OnlyB, Neither: t.Neither,
 		AccA: float64(t.Both+t.OnlyA) / float64(n), AccB: float64(t.Both+t.OnlyB) / float64(n),
 		Diff: d, DiffLo: lo, DiffHi: hi, McNemarP: p, McNemarMidP: mid}, true
 }

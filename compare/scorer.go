@@ -134,12 +134,9 @@ func (s *Scorer) Answer(t *vision.Tags) Answer {
 
 // Score judges a against the fixture label it.
 func (s *Scorer) Score(a *Answer, it *fixtures.Item) Score {
-	sc := Score{Truth: it.Category, Predicted: a.Top, Correct: a.Top == it.Category, Group: it.Group}
+	sc := Score{Truth: it.Category, Predicted: a.Top, Correct: a.Top == it.Category, Group: s.group(it)}
 	if sc.Predicted == "" {
 		sc.Predicted = "(none)"
-	}
-	if sc.Group == "" && s.tx != nil {
-		sc.Group = s.tx.Group(it.Category)
 	}
 	for i, k := range kinds {
 		want := it.Attributes[k]
@@ -150,6 +147,14 @@ func (s *Scorer) Score(a *Answer, it *fixtures.Item) Score {
 		sc.Right[i] = s.same(i, a.Attributes[i], want)
 	}
 	return sc
+}
+
+// group is it's category group: the fixture's, else the taxonomy's.
+func (s *Scorer) group(it *fixtures.Item) string {
+	if it.Group == "" && s.tx != nil {
+		return s.tx.Group(it.Category)
+	}
+	return it.Group
 }
 
 // Agree compares two answers to the same request.

@@ -2,6 +2,7 @@ package compare
 
 import (
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"math"
 	"sort"
@@ -14,6 +15,7 @@ import (
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
 	"github.com/cutover/cutover/record"
+	"github.com/cutover/cutover/vision"
 )
 
 // Tally accumulates one provider's observations into the figures a report
@@ -113,14 +115,40 @@ type provAcc struct {
 	acc  accuracyAcc
 	cost costAcc
 
-	first     map[string]string // image sha → top category of its first answer
+	// images holds each labelled image's first answer (CountFirstAnswer),
+	// by imageKey; labelled counts answered calls of labelled images.
+	images   map[uint64]imageAnswer
+	labelled int
+	// collisions counts labelled images whose key another image already
+	// held (two SHA-256s sharing their first 64 bits): counted as its repeat.
+	collisions int
+	// ne caches what the provider's format cannot express.
+	ne       map[neKey]bool
+	neFormat string
+
+	first     map[uint64]string // image key → top category of its first answer
 	selfN     int
 	selfAgree int
 }
 
+// imageAnswer is one labelled image's first answer as accuracy counts it:
+// 40 bytes, about 100 with the map's own overhead (see Measure).
+type imageAnswer struct {
+	at   int64          // observation time, Unix ns (math.MaxInt64 when unknown)
+	fx   *fixtures.Item // the label
+	pred string         // top category, "" for none
+	bits uint16         // imageCorrect, imageNotExpressible, and per kind i: labelled, right, not expressible
+}
+
+const (
+	imageCorrect = 1 << iota
+	imageNotExpressible
+	imageKindBits // labelled<<i, right<<(i+NumKinds), not expressible<<(i+2·NumKinds), from here
+)
+
 func newProvAcc(name string, cfg *config.Config) *provAcc {
-	p := &provAcc{name: name, codes: map[string]int{}, hist: newHist(), first: map[string]string{},
-		acc: accuracyAcc{confusion: map[string]map[string]int{}, groupN: map[string]int{}, groupW: map[string]int{}}}
+	p := &provAcc{name: name, codes: map[string]int{}, hist: newHist(), first: map[uint64]string{}, images: map[uint64]imageAnswer{},
+		acc: newAccuracyAcc()}
 	if cfg != nil {
 		if cp := cfg.Providers[name]; cp != nil {
 			p.format, p.model = string(cp.Format), cp.Model
@@ -135,7 +163,6 @@ type answer struct {
 	ok      bool
 	a       Answer
 	fixture *fixtures.Item
-	correct bool
 }
 
 // observe counts o. fx is its label (nil: unlabelled); self turns on
@@ -180,20 +207,118 @@ func (p *provAcc) observe(e *env, o *record.Observation, fx *fixtures.Item, self
 	}
 	if ok && fx != nil {
 		sc := e.s.Score(&ans.a, fx)
-		ans.correct = sc.Correct
-		p.acc.add(&sc, e.str)
+		p.score(e, o, fx, &sc)
 	}
 	if self && ok && o.ImageSHA256 != "" && o.Tags != nil {
-		if first, seen := p.first[o.ImageSHA256]; seen {
+		k := imageKey(o.ImageSHA256)
+		if first, seen := p.first[k]; seen {
 			p.selfN++
 			if first == ans.a.Top {
 				p.selfAgree++
 			}
 		} else {
-			p.first[o.ImageSHA256] = ans.a.Top
+			p.first[k] = ans.a.Top
 		}
 	}
 	return ans, true
+}
+
+// score counts sc, the judgement of one answered call of labelled image
+// fx, under CountFirstAnswer: the image's first answer is kept and
+// counted; an earlier answer read later takes its place. A repeat costs a
+// hash and a map lookup.
+func (p *provAcc) score(e *env, o *record.Observation, fx *fixtures.Item, sc *Score) {
+	p.labelled++
+	id := fx.SHA256
+	if id == "" {
+		id = o.ImageSHA256
+	}
+	if id == "" {
+		id = "fixture\x00" + fx.ID
+	}
+	key := imageKey(id)
+	at := unixNano(o.Time)
+	old, seen := p.images[key]
+	if seen {
+		if old.fx.SHA256 != fx.SHA256 || old.fx.ID != fx.ID {
+			p.collisions++
+		}
+		if at >= old.at {
+			return // a repeat: the first answer stays
+		}
+	}
+	ia := imageAnswer{at: at, fx: fx, pred: e.str(sc.Predicted)}
+	if sc.Predicted == "(none)" {
+		ia.pred = ""
+	}
+	if sc.Correct {
+		ia.bits |= imageCorrect
+	}
+	if !p.expressible(e, neKey{value: fx.Category}) {
+		ia.bits |= imageNotExpressible
+	}
+	for i, k := range kinds {
+		if sc.Labelled[i] {
+			ia.bits |= imageKindBits << i
+			if sc.Right[i] {
+				ia.bits |= imageKindBits << (i + NumKinds)
+			}
+			if !p.expressible(e, neKey{kind: k, value: fx.Attributes[k]}) {
+				ia.bits |= imageKindBits << (i + 2*NumKinds)
+			}
+		}
+	}
+	if seen {
+		p.acc.add(e, &old, -1)
+	}
+	p.images[key] = ia
+	p.acc.add(e, &ia, 1)
+}
+
+// neKey names a category (kind "") or an attribute value.
+type neKey struct {
+	kind  vision.AttributeKind
+	value string
+}
+
+// expressible reports whether the provider's format can name k's category
+// or attribute value, cached per provider. Without a taxonomy or a format
+// everything is expressible.
+func (p *provAcc) expressible(e *env, k neKey) bool {
+	tx := e.s.tx
+	if tx == nil || p.format == "" {
+		return true
+	}
+	if p.neFormat != p.format {
+		p.ne, p.neFormat = map[neKey]bool{}, p.format
+	}
+	ne, ok := p.ne[k]
+	if !ok {
+		if k.kind == "" {
+			ne = !tx.Expressible(p.format, k.value)
+		} else {
+			ne = !tx.AttributeExpressible(p.format, k.kind, k.value)
+		}
+		p.ne[k] = ne
+	}
+	return !ne
+}
+
+// imageKey is the 64-bit key of an image: a hash of its SHA-256 (or of
+// any other identifier). Two of a million images share a key with a
+// probability of about 3·10⁻⁸; a shared key is detected and noted.
+func imageKey(id string) uint64 { return maphash.String(keySeed, id) }
+
+var keySeed = maphash.MakeSeed()
+
+// unixNano is t in Unix nanoseconds, math.MaxInt64 for a time that has
+// none (zero, or outside int64 nanoseconds): such an answer is first only
+// when no answer with a time came before it.
+func unixNano(t time.Time) int64 {
+	if y := t.Year(); t.IsZero() || y < 1700 || y > 2200 {
+		return math.MaxInt64
+	}
+	return t.UnixNano()
 }
 
 func ms(ns int64) float64 { return float64(ns) / 1e6 }
@@ -227,8 +352,12 @@ func (p *provAcc) stats(e *env) *ProviderStats {
 		}
 		pr.ByHour = append(pr.ByHour, HourStats{Hour: hr, Count: hh.TotalCount(), P50: ms(hh.ValueAtQuantile(50)), P99: ms(hh.ValueAtQuantile(99))})
 	}
-	if p.acc.scored > 0 {
+	if len(p.images) > 0 {
 		pr.Accuracy = p.acc.result()
+		pr.Accuracy.Images, pr.Accuracy.Calls = len(p.images), p.labelled
+		if ne := pr.Accuracy.NotExpressible; ne != nil {
+			ne.Format = p.format
+		}
 	}
 	if p.selfN > 0 {
 		s := NewRate(p.selfAgree, p.selfN)
@@ -266,43 +395,85 @@ func latency(h *hdrhistogram.Histogram, src string) Latency {
 	return l
 }
 
-// accuracyAcc accumulates Scores.
+// accuracyAcc accumulates the labelled images' first answers; an image
+// whose first answer changes is taken out (d = −1) and put back.
 type accuracyAcc struct {
 	scored, correct int
 	confusion       map[string]map[string]int
 	groupN, groupW  map[string]int
 	attrN, attrOK   [NumKinds]int
+	// Not expressible by the provider's format: images by category, and
+	// by kind and value.
+	neImages int
+	neCat    map[string]int
+	neAttr   map[[2]string]int
 }
 
-func (a *accuracyAcc) add(sc *Score, str func(string) string) {
-	a.scored++
-	if sc.Correct {
-		a.correct++
+func newAccuracyAcc() accuracyAcc {
+	return accuracyAcc{confusion: map[string]map[string]int{}, groupN: map[string]int{}, groupW: map[string]int{},
+		neCat: map[string]int{}, neAttr: map[[2]string]int{}}
+}
+
+// bump adds d to m[k], deleting the key when it reaches 0, so that an
+// image taken out leaves no trace.
+func bump[K comparable](m map[K]int, k K, d int) {
+	if v := m[k] + d; v != 0 {
+		m[k] = v
+	} else {
+		delete(m, k)
 	}
-	row := a.confusion[sc.Truth]
-	if row == nil {
-		row = map[string]int{}
-		a.confusion[str(sc.Truth)] = row
-	}
-	row[str(sc.Predicted)]++
-	if sc.Group != "" {
-		a.groupN[sc.Group]++
-		if !sc.Correct {
-			a.groupW[sc.Group]++
+}
+
+func (a *accuracyAcc) add(e *env, ia *imageAnswer, d int) {
+	fx := ia.fx
+	truth := e.str(fx.Category)
+	if ia.bits&imageNotExpressible != 0 {
+		a.neImages += d
+		bump(a.neCat, truth, d)
+	} else {
+		correct := ia.bits&imageCorrect != 0
+		a.scored += d
+		if correct {
+			a.correct += d
+		}
+		pred := ia.pred
+		if pred == "" {
+			pred = "(none)"
+		}
+		row := a.confusion[truth]
+		if row == nil {
+			row = map[string]int{}
+			a.confusion[truth] = row
+		}
+		bump(row, pred, d)
+		if len(row) == 0 {
+			delete(a.confusion, truth)
+		}
+		if g := e.s.group(fx); g != "" {
+			g = e.str(g)
+			bump(a.groupN, g, d)
+			if !correct {
+				bump(a.groupW, g, d)
+			}
 		}
 	}
-	for i := range kinds {
-		if sc.Labelled[i] {
-			a.attrN[i]++
-			if sc.Right[i] {
-				a.attrOK[i]++
-			}
+	for i, k := range kinds {
+		if ia.bits&(imageKindBits<<i) == 0 {
+			continue
+		}
+		if ia.bits&(imageKindBits<<(i+2*NumKinds)) != 0 {
+			bump(a.neAttr, [2]string{string(k), e.str(fx.Attributes[k])}, d)
+			continue
+		}
+		a.attrN[i] += d
+		if ia.bits&(imageKindBits<<(i+NumKinds)) != 0 {
+			a.attrOK[i] += d
 		}
 	}
 }
 
 func (a *accuracyAcc) result() *Accuracy {
-	out := &Accuracy{Top1: NewRate(a.correct, a.scored), Confusion: a.confusion, Misclassification: []GroupRate{}, Attributes: []KindRate{}}
+	out := &Accuracy{Counting: CountFirstAnswer, Top1: NewRate(a.correct, a.scored), Confusion: a.confusion, Misclassification: []GroupRate{}, Attributes: []KindRate{}}
 	groups := make([]string, 0, len(a.groupN))
 	for g := range a.groupN {
 		groups = append(groups, g)
@@ -323,6 +494,27 @@ func (a *accuracyAcc) result() *Accuracy {
 		}
 	}
 	out.PerCategory, out.Micro, out.Macro, out.Weighted = classMetrics(a.confusion)
+	if a.neImages > 0 || len(a.neAttr) > 0 {
+		ne := &NotExpressible{Images: a.neImages, Categories: []CategoryCount{}}
+		for c, n := range a.neCat {
+			ne.Categories = append(ne.Categories, CategoryCount{Category: c, Images: n})
+		}
+		sort.Slice(ne.Categories, func(i, j int) bool {
+			x, y := ne.Categories[i], ne.Categories[j]
+			return x.Images > y.Images || (x.Images == y.Images && x.Category < y.Category)
+		})
+		for kv, n := range a.neAttr {
+			ne.Attributes = append(ne.Attributes, AttributeCount{Kind: kv[0], Value: kv[1], Images: n})
+		}
+		sort.Slice(ne.Attributes, func(i, j int) bool {
+			x, y := ne.Attributes[i], ne.Attributes[j]
+			if x.Images != y.Images {
+				return x.Images > y.Images
+			}
+			return x.Kind+"\x00"+x.Value < y.Kind+"\x00"+y.Value
+		})
+		out.NotExpressible = ne
+	}
 	return out
 }
 

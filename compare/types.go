@@ -1,6 +1,8 @@
 package compare
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -130,10 +132,26 @@ type HourStats struct {
 	P99   float64 `json:"p99_ms"`
 }
 
+// CountFirstAnswer is the counting rule of accuracy and paired accuracy:
+// each labelled image counts once per provider, by that provider's first
+// answer to it (the earliest observation time; on a tie, the one read
+// first). Repeats of an image, within a run or across merged runs, are
+// not independent evidence of accuracy: they feed self-agreement.
+const CountFirstAnswer = "first_answer"
+
 // Accuracy is one provider scored against the fixture labels.
 type Accuracy struct {
+	// Counting is the counting rule: first_answer (CountFirstAnswer).
+	Counting string `json:"counting"`
+	// Images is the number of distinct labelled images the provider
+	// answered; Calls the answered calls of labelled images, repeats
+	// included. Every figure below counts images, not calls.
+	Images int `json:"images"`
+	Calls  int `json:"calls"`
 	// Top1 is the share of answered, labelled images whose top category is
-	// the label (errors are not answers: see error_rate).
+	// the label (errors are not answers: see error_rate), over the images
+	// whose category the provider's format can express (Images less
+	// NotExpressible.Images).
 	Top1 Rate `json:"top1"`
 	// Misclassification is 1 − top-1 accuracy per category group.
 	Misclassification []GroupRate `json:"misclassification"`
@@ -149,6 +167,72 @@ type Accuracy struct {
 	Weighted PRF `json:"weighted"`
 	// Confusion counts truth → prediction ("(none)" when nothing was predicted).
 	Confusion map[string]map[string]int `json:"confusion"`
+	// NotExpressible lists the labels the provider's wire format cannot
+	// name (nil when there are none): left out of every figure above and
+	// counted here, because no provider speaking that format could answer
+	// them right.
+	NotExpressible *NotExpressible `json:"not_expressible,omitempty"`
+}
+
+// notExpressibleNote says, for a report's notes, what provider name's
+// format could not express ("" when nothing; a nil Accuracy has nothing).
+func (a *Accuracy) notExpressibleNote(name string) string {
+	if a == nil || a.NotExpressible == nil {
+		return ""
+	}
+	ne := a.NotExpressible
+	var parts []string
+	for i, c := range ne.Categories {
+		if i == 5 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(ne.Categories)-5))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s (%d)", c.Category, c.Images))
+	}
+	var attrs []string
+	for i, c := range ne.Attributes {
+		if i == 5 {
+			attrs = append(attrs, fmt.Sprintf("and %d more", len(ne.Attributes)-5))
+			break
+		}
+		attrs = append(attrs, fmt.Sprintf("%s %s (%d)", c.Kind, c.Value, c.Images))
+	}
+	var out []string
+	if ne.Images > 0 {
+		out = append(out, fmt.Sprintf("%d labelled images have a category not expressible by %s: %s; they are left out of %s's accuracy, not counted as its errors", ne.Images, ne.Format, strings.Join(parts, ", "), name))
+	}
+	if len(attrs) > 0 {
+		out = append(out, fmt.Sprintf("attribute values not expressible by %s: %s; left out of %s's attribute accuracy", ne.Format, strings.Join(attrs, ", "), name))
+	}
+	return name + ": " + strings.Join(out, "; ")
+}
+
+// NotExpressible counts labelled images whose true category, or attribute
+// value, a wire format cannot name (vision.Taxonomy.Expressible and
+// AttributeExpressible): "not expressible by <format>", not the provider's
+// error.
+type NotExpressible struct {
+	Format string `json:"format"`
+	// Images counts the distinct images whose category is not expressible;
+	// Categories breaks them down, most images first.
+	Images     int             `json:"images"`
+	Categories []CategoryCount `json:"categories"`
+	// Attributes counts the images whose label has an attribute value the
+	// format cannot say (left out of that kind's accuracy only).
+	Attributes []AttributeCount `json:"attributes,omitempty"`
+}
+
+// CategoryCount is a number of distinct images of one category.
+type CategoryCount struct {
+	Category string `json:"category"`
+	Images   int    `json:"images"`
+}
+
+// AttributeCount is a number of distinct images with one attribute value.
+type AttributeCount struct {
+	Kind   string `json:"kind"`
+	Value  string `json:"value"`
+	Images int    `json:"images"`
 }
 
 // Group returns the misclassification rate of group g (ok false when no
@@ -267,7 +351,18 @@ type MatchedAgreement struct {
 type PairedAccuracy struct {
 	A string `json:"a"`
 	B string `json:"b"`
-	N int    `json:"n"`
+	// N is the number of distinct labelled images both answered, each
+	// judged by each provider's first answer (Counting: first_answer), less
+	// those whose category either format cannot express (NotExpressible).
+	N int `json:"n"`
+	// Counting is the counting rule: first_answer (CountFirstAnswer).
+	Counting string `json:"counting"`
+	// Calls is the number of request pairs of labelled images both
+	// answered, repeats included.
+	Calls int `json:"calls"`
+	// NotExpressible counts the images both answered that are left out
+	// because one format cannot name their category.
+	NotExpressible int `json:"not_expressible,omitempty"`
 	// Both right, only A right (b), only B right (c), neither.
 	Both    int     `json:"both_right"`
 	OnlyA   int     `json:"only_a_right"`

@@ -25,7 +25,8 @@ func HTML(w io.Writer, r *Report) error {
 		Confuse  []template.HTML
 		Cost     template.HTML
 		Rollout  template.HTML
-	}{R: r, Class: strings.ToLower(strings.ReplaceAll(r.Verdict, "-", "")), Sections: secs[1:],
+		Counting string
+	}{R: r, Counting: countingLine, Class: strings.ToLower(strings.ReplaceAll(r.Verdict, "-", "")), Sections: secs[1:],
 		Spectrum: spectrumSVG(r), Hours: hoursSVG(r), Cost: costSVG(r), Rollout: rolloutSVG(r)}
 	for _, p := range r.Providers {
 		if p.Accuracy != nil && (p.Name == r.Candidate || p.Name == r.Baseline) {
@@ -74,6 +75,7 @@ th{background:#f4f5f9}td.PASS{background:#e6f4ea;font-weight:600}td.FAIL{backgro
 <table><tr>{{range .Header}}<th>{{.}}</th>{{end}}</tr>
 {{range .Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
 {{end}}</table>{{end}}{{end}}
+<p class="muted">{{.Counting}}</p>
 {{if .R.Notes}}<h2>Notes</h2><ul>{{range .R.Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <h2>Runs</h2>
 <table><tr><th>run directory</th><th>kind</th><th>mode</th><th>started</th><th>config digest</th></tr>

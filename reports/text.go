@@ -68,8 +68,12 @@ func text(w io.Writer, r *Report, md bool) error {
 		runs = append(runs, fmt.Sprintf("%s (%s %s)", ri.Path, ri.Kind, ri.Mode))
 	}
 	fmt.Fprintf(ew, "%s observations from %s; hours in %s; intervals are 95 %%.\n", thousands(float64(r.Observations)), strings.Join(runs, ", "), r.TimeZone)
+	fmt.Fprintln(ew, countingLine)
 	return ew.err
 }
+
+// countingLine states the counting rule of accuracy in every text format.
+const countingLine = "Accuracy and paired accuracy count each labelled image once per provider, by its first answer; repeats count in self-agreement."
 
 type errWriter struct {
 	w   io.Writer
@@ -95,11 +99,12 @@ func sections(r *Report) []section {
 	}
 	out = append(out, gates)
 
-	prov := section{title: "Providers", header: []string{"provider", "role", "calls", "error rate", "p50 ms", "p90 ms", "p99 ms [95 %]", "p99.9 ms", "max ms", "top-1 accuracy"}}
+	prov := section{title: "Providers", header: []string{"provider", "role", "calls", "error rate", "p50 ms", "p90 ms", "p99 ms [95 %]", "p99.9 ms", "max ms", "top-1 accuracy", "labelled images (calls)"}}
 	for _, p := range r.Providers {
-		acc := "–"
+		acc, imgs := "–", "–"
 		if p.Accuracy != nil {
 			acc = rateStr(p.Accuracy.Top1)
+			imgs = fmt.Sprintf("%s (%s)", thousands(float64(p.Accuracy.Images)), thousands(float64(p.Accuracy.Calls)))
 		}
 		l := p.Latency
 		p99 := fmt.Sprintf("%s [%s, %s]", msf(l.P99), msf(l.P99Lo), msf(l.P99Hi))
@@ -107,9 +112,25 @@ func sections(r *Report) []section {
 			p99 = fmt.Sprintf("%s [%s, –]", msf(l.P99), msf(l.P99Lo))
 		}
 		prov.rows = append(prov.rows, []string{p.Name, p.Role, thousands(float64(p.Calls)), rateStr(p.ErrorRate),
-			msf(l.P50), msf(l.P90), p99, msf(l.P999), msf(l.Max), acc})
+			msf(l.P50), msf(l.P90), p99, msf(l.P999), msf(l.Max), acc, imgs})
 	}
 	out = append(out, prov)
+
+	ne := section{title: "Not expressible (left out of accuracy, not the provider's errors)", header: []string{"provider", "label", "images", ""}}
+	for _, p := range r.Providers {
+		if p.Accuracy == nil || p.Accuracy.NotExpressible == nil {
+			continue
+		}
+		x := p.Accuracy.NotExpressible
+		why := "not expressible by " + x.Format
+		for _, c := range x.Categories {
+			ne.rows = append(ne.rows, []string{p.Name, "category " + c.Category, thousands(float64(c.Images)), why})
+		}
+		for _, a := range x.Attributes {
+			ne.rows = append(ne.rows, []string{p.Name, a.Kind + " " + a.Value, thousands(float64(a.Images)), why})
+		}
+	}
+	out = append(out, ne)
 
 	mis := section{title: "Misclassification by group", header: []string{"group"}}
 	groups := map[string]map[string]Rate{}
@@ -169,11 +190,11 @@ func sections(r *Report) []section {
 	}
 	out = append(out, avg)
 
-	paired := section{title: "Paired accuracy (same images)", header: []string{"baseline → other", "n", "both", "only baseline (b)", "only other (c)", "neither", "difference [95 % Newcombe]", "McNemar p", "mid-p"}}
+	paired := section{title: "Paired accuracy (same images)", header: []string{"baseline → other", "n", "both", "only baseline (b)", "only other (c)", "neither", "difference [95 % Newcombe]", "McNemar p", "mid-p", "calls", "not expressible"}}
 	for _, p := range r.Paired {
 		paired.rows = append(paired.rows, []string{p.A + " → " + p.B, thousands(float64(p.N)), fmt.Sprint(p.Both), fmt.Sprint(p.OnlyA),
 			fmt.Sprint(p.OnlyB), fmt.Sprint(p.Neither), fmt.Sprintf("%+.2f pts [%+.2f, %+.2f]", 100*p.Diff, 100*p.DiffLo, 100*p.DiffHi),
-			pval(p.McNemarP), pval(p.McNemarMidP)})
+			pval(p.McNemarP), pval(p.McNemarMidP), thousands(float64(p.Calls)), thousands(float64(p.NotExpressible))})
 	}
 	out = append(out, paired)
 

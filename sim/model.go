@@ -37,6 +37,11 @@ type Model struct {
 	// Fixtures gives ground truth by SHA-256; nil means every image is unknown.
 	Fixtures *fixtures.Set
 	Seed     uint64
+	// ColorDeltaE is the CIEDE2000 distance under which a report counts
+	// two colours the same (report.color_delta_e; 0 means its default,
+	// 10). A wrong colour is drawn farther than this from the label's, so
+	// that attribute_errors.color is an error rate as a report measures it.
+	ColorDeltaE float64
 
 	offPeak, peak stats.LogNormal
 	clockStart    time.Time
@@ -47,6 +52,8 @@ type Model struct {
 	prompts       sync.Map // prompt prefixes seen, for cached-token accounting
 	leaves        []string
 	groupLeaves   map[string][]string
+	// attrOK[kind][value]: the format can say the value (AttributeExpressible).
+	attrOK map[vision.AttributeKind]map[string]bool
 }
 
 type errShare struct {
@@ -65,6 +72,11 @@ type Outcome struct {
 	Fixture string
 	// Correct reports whether the top category matches the fixture label.
 	Correct bool
+	// AttributesRight holds, for each attribute kind of the label the
+	// answer says a value of, whether that value is right as a report
+	// judges it (a colour within ColorDeltaE); a kind the answer leaves
+	// out (not asked for, or a value the format cannot say) is absent.
+	AttributesRight map[vision.AttributeKind]bool
 	// LLMFailure is the vision-LLM failure mode drawn for this answer
 	// (openai format): llm_invalid_json, llm_schema_violation, llm_refusal,
 	// llm_truncated, or "" for a well-formed answer.
@@ -99,10 +111,21 @@ func NewModel(name string, s *config.Simulator, tx *vision.Taxonomy, fx *fixture
 			m.errCum = append(m.errCum, errShare{c, cum})
 		}
 	}
-	m.leaves = tx.Leaves()
-	for _, l := range m.leaves {
-		g := tx.Group(l)
-		m.groupLeaves[g] = append(m.groupLeaves[g], l)
+	// A provider answers in its format's vocabulary: wrong answers are
+	// drawn among the categories the format can name.
+	for _, l := range tx.Leaves() {
+		if tx.Expressible(m.Format, l) {
+			m.leaves = append(m.leaves, l)
+			g := tx.Group(l)
+			m.groupLeaves[g] = append(m.groupLeaves[g], l)
+		}
+	}
+	m.attrOK = map[vision.AttributeKind]map[string]bool{}
+	for _, k := range vision.AttributeKinds {
+		m.attrOK[k] = map[string]bool{}
+		for _, v := range tx.AttributeValues(k) {
+			m.attrOK[k][v] = tx.AttributeExpressible(m.Format, k, v)
+		}
 	}
 	return m, nil
 }
@@ -191,7 +214,10 @@ func (m *Model) DecideAt(req vision.Request, t time.Time) Outcome {
 	ans := rand.New(rand.NewPCG(m.Seed^0x5eed, hash64(sha)))
 	if it, ok := m.Fixtures.BySHA(sha); ok {
 		out.Fixture = it.ID
-		out.Result, out.Correct = m.answer(it, req, ans)
+		out.Result, out.Correct, out.AttributesRight = m.answer(it, req, ans)
+		// A category the format cannot name is answered under its
+		// nearest named ancestor: never the label.
+		out.Correct = out.Correct && m.Tax.Expressible(m.Format, it.Category)
 	} else {
 		out.Result = m.generic(ans)
 	}
@@ -202,14 +228,21 @@ func (m *Model) DecideAt(req vision.Request, t time.Time) Outcome {
 
 // calibrated draws a confidence c with mean 1−miss and a correctness that
 // holds with probability c, so the share of wrong answers is exactly miss
-// and confidences are calibrated (answers at 0.9 are right 90 % of the time).
-func calibrated(rng *rand.Rand, miss float64) (conf float64, correct bool) {
+// and confidences are calibrated (answers at 0.9 are right 90 % of the
+// time). c is uniform on an interval centred on 1−miss that stays at or
+// above floor, the request's minimum confidence (Rekognition applies 55
+// when the client sends none): an answer below it would be filtered out of
+// the response, and the provider's answer, right or wrong, would become a
+// missing or an ancestor's answer on top of the configured error. A miss
+// rate above 1 − floor cannot be calibrated above the floor; the interval
+// is then the widest one, and answers below the floor are filtered.
+func calibrated(rng *rand.Rand, miss, floor float64) (conf float64, correct bool) {
 	mu := 1 - miss
-	lo, hi := 2*mu-1, 1.0
-	if mu < 0.5 {
-		lo, hi = 0, 2*mu
+	w := math.Min(mu, 1-mu)
+	if floor < mu {
+		w = math.Min(w, mu-floor)
 	}
-	conf = lo + (hi-lo)*rng.Float64()
+	conf = mu - w + 2*w*rng.Float64()
 	correct = rng.Float64() < conf
 	return math.Min(math.Max(conf, 0.01), 0.999), correct
 }
@@ -229,7 +262,7 @@ func (m *Model) confusion(rng *rand.Rand, truth string) string {
 	if s := m.Profile.Accuracy.SiblingShare; s != nil {
 		share = s.F()
 	}
-	if sib := m.Tax.Siblings(truth); len(sib) > 0 && rng.Float64() < share {
+	if sib := m.siblings(truth); len(sib) > 0 && rng.Float64() < share {
 		return sib[rng.IntN(len(sib))]
 	}
 	pool := m.groupLeaves[m.Tax.Group(truth)]
@@ -243,12 +276,33 @@ func (m *Model) confusion(rng *rand.Rand, truth string) string {
 	}
 }
 
-func (m *Model) answer(it fixtures.Item, req vision.Request, rng *rand.Rand) (vision.Result, bool) {
-	conf, correct := calibrated(rng, m.missRate(it.Group))
+// siblings are truth's siblings (Taxonomy.Siblings) the format can name.
+func (m *Model) siblings(truth string) []string {
+	var out []string
+	for _, s := range m.Tax.Siblings(truth) {
+		if m.Tax.Expressible(m.Format, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// answer is the answer to fixture it. The profile's rates are the
+// provider's own errors, reproduced as a client measures them with the
+// format's real codec and a report's scorer: confidences stay above the
+// request's minimum (see calibrated), wrong values are wrong by the
+// report's measure (a colour farther than ColorDeltaE) and said in the
+// format's vocabulary; a label the format cannot express (a category
+// without a name of its own in it, an attribute value it cannot carry) is
+// answered as the format would say it, and reports leave it out of the
+// provider's accuracy (vision.Taxonomy.Expressible).
+func (m *Model) answer(it fixtures.Item, req vision.Request, rng *rand.Rand) (vision.Result, bool, map[vision.AttributeKind]bool) {
+	floor := req.MinConfidence
+	conf, correct := calibrated(rng, m.missRate(it.Group), floor)
 	top, second := it.Category, ""
 	if !correct {
 		top, second = m.confusion(rng, it.Category), it.Category
-	} else if sib := m.Tax.Siblings(it.Category); len(sib) > 0 {
+	} else if sib := m.siblings(it.Category); len(sib) > 0 {
 		second = sib[rng.IntN(len(sib))]
 	}
 	var res vision.Result
@@ -260,6 +314,7 @@ func (m *Model) answer(it fixtures.Item, req vision.Request, rng *rand.Rand) (vi
 	// IMAGE_PROPERTIES) and as a colour word from the Chinese formats;
 	// pattern, material and style come back as labels from label formats
 	// and when asked from the classify format.
+	var said map[vision.AttributeKind]bool
 	labelFormat := m.Format != string(config.FormatHolySheep) && m.Format != string(config.FormatOpenAI)
 	kinds := []vision.AttributeKind{vision.KindColor, vision.KindPattern, vision.KindMaterial, vision.KindStyle}
 	sort.Slice(kinds, func(i, j int) bool { return kinds[i] < kinds[j] })
@@ -271,10 +326,18 @@ func (m *Model) answer(it fixtures.Item, req vision.Request, rng *rand.Rand) (vi
 			continue
 		}
 		errRate := m.Profile.Accuracy.AttributeErrors[string(k)].F()
-		c, right := calibrated(rng, errRate)
+		c, right := calibrated(rng, errRate, floor)
+		truth := v
 		if !right {
 			v = m.wrongAttribute(rng, k, v)
 		}
+		if !m.attrOK[k][v] {
+			continue // the format cannot say it
+		}
+		if said == nil {
+			said = map[vision.AttributeKind]bool{}
+		}
+		said[k] = v == truth
 		if k == vision.KindColor {
 			m.addColor(&res, v, c, rng)
 			continue
@@ -282,38 +345,52 @@ func (m *Model) answer(it fixtures.Item, req vision.Request, rng *rand.Rand) (vi
 		res.Attributes = append(res.Attributes, vision.Attribute{Kind: k, Value: v, Confidence: c})
 	}
 	m.inVendorWords(&res)
-	return res, correct
+	return res, correct, said
 }
 
-// wrongAttribute picks a plausible wrong value: for colours the nearest
-// other palette colour by CIEDE2000, otherwise another vocabulary value.
+// wrongAttribute picks a plausible wrong value the format can say: for
+// colours the nearest palette colour by CIEDE2000 (jittered) that a report
+// counts as different (farther than ColorDeltaE), otherwise another
+// vocabulary value.
 func (m *Model) wrongAttribute(rng *rand.Rand, k vision.AttributeKind, v string) string {
-	vals := m.Tax.AttributeValues(k)
+	var vals []string
+	for _, o := range m.Tax.AttributeValues(k) {
+		if o != v && m.attrOK[k][o] {
+			vals = append(vals, o)
+		}
+	}
+	if len(vals) == 0 {
+		return v
+	}
 	if k == vision.KindColor {
-		if rgb, ok := m.Tax.ColorRGB(v); ok {
-			best, bestD := "", math.Inf(1)
-			for _, o := range vals {
-				if o == v {
-					continue
-				}
-				if orgb, ok := m.Tax.ColorRGB(o); ok {
-					if d := vision.ColorDistance(rgb, orgb) * (0.8 + 0.4*rng.Float64()); d < bestD {
-						best, bestD = o, d
-					}
-				}
+		tol := m.ColorDeltaE
+		if tol == 0 {
+			tol = defaultColorDeltaE
+		}
+		rgb, ok := m.Tax.ColorRGB(v)
+		best, bestD := "", math.Inf(1)
+		for _, o := range vals {
+			orgb, ook := m.Tax.ColorRGB(o)
+			if !ok || !ook {
+				continue
 			}
-			if best != "" {
-				return best
+			d := vision.ColorDistance(rgb, orgb)
+			if d <= tol {
+				continue // a report would count it the same colour
+			}
+			if d *= 0.8 + 0.4*rng.Float64(); d < bestD {
+				best, bestD = o, d
 			}
 		}
-	}
-	for len(vals) > 1 {
-		if o := vals[rng.IntN(len(vals))]; o != v {
-			return o
+		if best != "" {
+			return best
 		}
 	}
-	return v
+	return vals[rng.IntN(len(vals))]
 }
+
+// defaultColorDeltaE is report.color_delta_e's default.
+const defaultColorDeltaE = 10
 
 func (m *Model) addCategory(res *vision.Result, path string, conf float64) {
 	m.Tax.AddCategory(res, m.Format, path, conf)
@@ -324,10 +401,20 @@ func (m *Model) addCategory(res *vision.Result, path string, conf float64) {
 func (m *Model) addColor(res *vision.Result, name string, conf float64, rng *rand.Rand) {
 	rgb, ok := m.Tax.ColorRGB(name)
 	if ok && (m.Format == string(config.FormatRekognition) || m.Format == string(config.FormatGCV)) {
+		// A measured colour is never exact; the jitter keeps it nearest
+		// to the colour meant, so that it reads back as that colour.
 		j := func(v uint8) uint8 { return uint8(max(0, min(255, int(v)+rng.IntN(7)-3))) }
-		rgb = vision.RGB{R: j(rgb.R), G: j(rgb.G), B: j(rgb.B)}
+		if jr := (vision.RGB{R: j(rgb.R), G: j(rgb.G), B: j(rgb.B)}); m.nearest(jr) == name {
+			rgb = jr
+		}
 	}
 	m.Tax.AddColor(res, m.Format, name, conf, rgb, ok)
+}
+
+// nearest is the palette colour nearest to c.
+func (m *Model) nearest(c vision.RGB) string {
+	n, _ := m.Tax.NearestColor(c)
+	return n
 }
 
 // generic answers an image that is not a fixture: one low-confidence

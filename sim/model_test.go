@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cutover/cutover/compare"
 	"github.com/cutover/cutover/compare/stats"
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/fixtures"
@@ -224,4 +225,80 @@ func TestErrorRatesAndThrottle(t *testing.T) {
 	if ok < 10 || ok > 12 {
 		t.Errorf("token bucket of 10 let %d of 100 immediate calls through", ok)
 	}
+}
+
+// TestCalibratedAboveFloor: with a request's minimum confidence (55 for
+// Rekognition by default) the drawn confidences stay at or above it, keep
+// their mean at 1 − miss and stay calibrated; without one the draw is the
+// widest interval around 1 − miss.
+func TestCalibratedAboveFloor(t *testing.T) {
+	for _, tc := range []struct {
+		miss, floor, lo, hi float64
+	}{
+		{0.30, 0.55, 0.55, 0.85},
+		{0.23, 0.55, 0.55, 0.99},
+		{0.05, 0.55, 0.90, 0.999},
+		{0.30, 0, 0.40, 0.999},
+		{0.60, 0.55, 0.01, 0.80}, // 1 − miss below the floor: cannot stay above it
+	} {
+		rng := rand.New(rand.NewPCG(3, 4))
+		const n = 100000
+		wrong, sum := 0, 0.0
+		minC, maxC := 1.0, 0.0
+		for range n {
+			c, right := calibrated(rng, tc.miss, tc.floor)
+			if !right {
+				wrong++
+			}
+			sum += c
+			minC, maxC = math.Min(minC, c), math.Max(maxC, c)
+		}
+		if minC < tc.lo-1e-9 || maxC > tc.hi+1e-9 {
+			t.Errorf("miss %v floor %v: confidences in [%.3f, %.3f], want within [%v, %v]", tc.miss, tc.floor, minC, maxC, tc.lo, tc.hi)
+		}
+		if lo, hi := stats.Wilson(wrong, n, stats.Z99); tc.miss < lo || tc.miss > hi {
+			t.Errorf("miss %v floor %v: %d/%d wrong, 99%% CI [%.4f, %.4f]", tc.miss, tc.floor, wrong, n, lo, hi)
+		}
+		if mean := sum / n; math.Abs(mean-(1-tc.miss)) > 0.005 {
+			t.Errorf("miss %v floor %v: mean confidence %.4f, want %.4f", tc.miss, tc.floor, mean, 1-tc.miss)
+		}
+	}
+}
+
+// TestWrongColourIsWrong: a wrong colour is one a report counts wrong,
+// farther than the report's color_delta_e from the label's colour, for
+// every palette colour; a format that cannot say a colour never says it.
+func TestWrongColourIsWrong(t *testing.T) {
+	tx := mustTaxonomy(t)
+	for _, tc := range []struct {
+		format string
+		tol    float64
+	}{{"rekognition", 0}, {"azure", 0}, {"gcv", 20}} {
+		m, err := NewModel("x", simConfig(t, tc.format, "latency: {median: 1ms, p99: 2ms}"), tx, nil, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.ColorDeltaE = tc.tol
+		want := tc.tol
+		if want == 0 {
+			want = 10
+		}
+		rng := rand.New(rand.NewPCG(5, 6))
+		s := compareScorer(tx, want)
+		for _, c := range tx.AttributeValues(vision.KindColor) {
+			for range 20 {
+				w := m.wrongAttribute(rng, vision.KindColor, c)
+				if w == c || s.SameAttribute(vision.KindColor, c, w) {
+					t.Errorf("%s: wrong colour for %s is %s, which a report with color_delta_e %v counts right", tc.format, c, w, want)
+				}
+				if !tx.AttributeExpressible(tc.format, vision.KindColor, w) {
+					t.Errorf("%s: wrong colour %s cannot be said in the format", tc.format, w)
+				}
+			}
+		}
+	}
+}
+
+func compareScorer(tx *vision.Taxonomy, deltaE float64) *compare.Scorer {
+	return compare.NewScorer(tx, config.Report{ColorDeltaE: deltaE})
 }

@@ -47,6 +47,7 @@ func Start(cfg *config.Config, tx *vision.Taxonomy, fx *fixtures.Set, opt Option
 			stop()
 			return nil, err
 		}
+		m.ColorDeltaE = cfg.Report.ColorDeltaE
 		srv, err := NewServer(m, s, opt.TimeScale)
 		if err != nil {
 			stop()

@@ -497,3 +497,79 @@ func sortScored(m map[string]float64) []Scored {
 	})
 	return out
 }
+
+// Expressible reports whether a provider speaking format can name category
+// path at all: its name in that format (ProviderLabel) normalises back to
+// path. A category without a name of its own in format is reported under
+// its nearest named ancestor's name (Rekognition says "Clothing" for a
+// category its vocabulary lacks), so a provider of that format can never
+// answer it right, however good it is; reports list such images as not
+// expressible by the format rather than as the provider's error.
+// Expressibility is computed from the per-format names, never declared: a
+// name added to taxonomy.yaml makes its category expressible. A path the
+// taxonomy does not know, and any path for a format without names, is
+// expressible.
+func (t *Taxonomy) Expressible(format, path string) bool {
+	if _, ok := t.byPath[path]; !ok {
+		return true
+	}
+	p, ok := t.LookupCategory(format, t.ProviderLabel(format, path))
+	return ok && p == path
+}
+
+// NotExpressible lists, in taxonomy order, the categories a provider
+// speaking format cannot name (see Expressible).
+func (t *Taxonomy) NotExpressible(format string) []string {
+	var out []string
+	for _, c := range t.Categories {
+		if !t.Expressible(format, c.Path) {
+			out = append(out, c.Path)
+		}
+	}
+	return out
+}
+
+// AttributeExpressible reports whether a provider speaking format can give
+// value of kind so that Normalize reads the same value back, the way the
+// format's wire carries attributes: Rekognition and GCV measure colours
+// (an RGB dominant colour, so a colour without a palette RGB, such as
+// multi, cannot be said) and carry pattern, material and style as plain
+// labels; Azure has only tags, colours included; HolySheep and the
+// OpenAI-compatible format have typed attributes. A value carried as a
+// label must not name a category in the format's vocabulary (Azure's tag
+// "skin" reads as the category personal-care/skin). Other formats are
+// taken to carry typed attributes.
+func (t *Taxonomy) AttributeExpressible(format string, kind AttributeKind, value string) bool {
+	var r Result
+	if kind == KindColor {
+		rgb, ok := t.ColorRGB(value)
+		t.AddColor(&r, format, value, 0.9, rgb, ok)
+	} else {
+		r.Attributes = []Attribute{{Kind: kind, Value: value, Confidence: 0.9}}
+	}
+	if attributesAsLabels(format, kind) {
+		for _, a := range r.Attributes {
+			r.Labels = append(r.Labels, Label{Name: a.Value, Confidence: a.Confidence})
+		}
+		for _, c := range r.Colors {
+			if c.Name != "" {
+				r.Labels = append(r.Labels, Label{Name: c.Name, Confidence: c.Score})
+			}
+		}
+		r.Attributes, r.Colors = nil, nil
+	}
+	g := t.Normalize(format, r)
+	return len(g.Categories) == 0 && g.TopAttribute(kind) == value
+}
+
+// attributesAsLabels reports whether format's wire carries attributes of
+// kind as plain labels (its encoder turns them into labels or tags).
+func attributesAsLabels(format string, kind AttributeKind) bool {
+	switch format {
+	case formatRekognition, formatGCV:
+		return kind != KindColor
+	case formatAzure:
+		return true
+	}
+	return false
+}
