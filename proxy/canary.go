@@ -142,7 +142,7 @@ func (k *canaryPath) after(r, out *http.Request, ex *exchange, req vision.Reques
 		if *k.cfg.CompareWithLegacy {
 			k.mirror.compare(pairID, out, ex)
 		}
-		closeUnsent(out)
+		ex.unsent(out)
 		return resp
 	}
 	code := string(vision.ErrorCode(c.err))
@@ -155,27 +155,24 @@ func (k *canaryPath) after(r, out *http.Request, ex *exchange, req vision.Reques
 		return k.relay.forward(r, out, pairID, true, ex, meta{route: "fallback", served: true, pair: true})
 	}
 	k.met.answered.WithLabelValues("candidate").Inc()
-	closeUnsent(out)
+	ex.unsent(out)
 	rec := httptest.NewRecorder()
 	k.server.WriteError(rec, c.err)
 	return k.relay.respond(r, rec)
-}
-
-// closeUnsent closes the body of a primary request that will not be sent,
-// releasing its buffer.
-func closeUnsent(out *http.Request) {
-	if out.Body != nil {
-		out.Body.Close()
-	}
 }
 
 // hedge asks the primary while the candidate is still out: the first good
 // answer (a candidate result, a 2xx from the primary) goes to the client,
 // the other call is cancelled and recorded as such.
 func (k *canaryPath) hedge(r, out *http.Request, ex *exchange, req vision.Request, pairID string, cc <-chan outcome, cancelCandidate context.CancelFunc) *http.Response {
-	lctx, cancelPrimary := context.WithCancel(r.Context())
+	// From out's own context: it carries the body's loan.
+	lctx, cancelPrimary := context.WithCancel(out.Context())
 	pc := make(chan *call, 1)
-	go func() { pc <- k.relay.up.roundTrip(out.WithContext(lctx)) }()
+	go func() {
+		c := k.relay.up.roundTrip(out.WithContext(lctx))
+		ex.loan.RoundTripped(c.err)
+		pc <- c
+	}()
 	var cand *outcome
 	var prim *call
 	for {

@@ -54,8 +54,9 @@ func (c *candidate) call(ctx context.Context, req vision.Request, shadow bool) o
 		return outcome{start: start, err: err}
 	}
 	tracer := record.NewTracer(start)
-	resp, err := c.client.HTTP.Do(hreq.WithContext(tracer.Context(ctx)))
-	bufpool.ReleaseRequest(hreq)
+	// The request's own context carries its body's loan (bufpool.Lend).
+	resp, err := c.client.HTTP.Do(hreq.WithContext(tracer.Context(hreq.Context())))
+	bufpool.ReleaseRequest(hreq, err)
 	if err != nil {
 		return outcome{start: start, lat: time.Since(start), trace: tracer.Finish(), err: vision.TransportError(err)}
 	}

@@ -160,15 +160,19 @@ func TestListenOffLoopbackNeedsClients(t *testing.T) {
 	if _, _, err := e.p.Listen("0.0.0.0:0", "127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "without proxy.clients") {
 		t.Errorf("Listen off loopback without clients: %v", err)
 	}
+	// With clients, a proxy that is not running yet binds (and is closed
+	// again without serving: tests open no public port for long).
 	e2 := newEnv(t, envOpts{})
-	addr, _, err := e2.p.Listen("0.0.0.0:0", "127.0.0.1:0")
+	p, err := New(e2.cfg, taxonomy(t), e2.rec, Options{Fixtures: fixtureSet(t)})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Listen("0.0.0.0:0", "127.0.0.1:0"); err != nil {
 		t.Errorf("Listen off loopback with clients: %v", err)
 	} else {
-		e2.p.ln.Close()
-		e2.p.aln.Close()
+		p.ln.Close()
+		p.aln.Close()
 	}
-	_ = addr
 }
 
 // TestKeyFormatClients: with an OpenAI-compatible primary, a client's

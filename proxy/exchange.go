@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/cutover/cutover/internal/bufpool"
@@ -49,6 +50,12 @@ type exchange struct {
 	// client is the authenticated caller's name ("" when clients are not
 	// authenticated), recorded on every observation of the exchange.
 	client string
+
+	// loan is the body lent to the primary's request (lendBody); lost is
+	// set when that request failed before its write began and so may
+	// still be written late: the buffer is then never reused.
+	loan *bufpool.Loan
+	lost atomic.Bool
 }
 
 // newExchange returns body's exchange, held once by the request path
@@ -68,7 +75,11 @@ func (ex *exchange) hold() *exchange {
 
 // free returns the body's buffer and the decoded image's to their pools.
 func (ex *exchange) free() {
-	if ex.buf != nil {
+	switch {
+	case ex.buf == nil:
+	case ex.lost.Load():
+		bodies.Forget(ex.buf)
+	default:
 		bodies.Put(ex.buf)
 	}
 	ex.req.Image.Lease.Release() // a decoded image's pooled buffer
@@ -84,6 +95,29 @@ func (ex *exchange) newBodyReader(rest io.Reader) io.ReadCloser {
 		r = io.MultiReader(r, rest)
 	}
 	return ex.Reader(r)
+}
+
+// lendBody gives out the exchange's bytes as a body net/http knows to be
+// in memory, so that the request's headers and the start of its body go
+// out in one write (bufpool.Loan); the exchange is held until the
+// Transport has written it. The caller reports the round trip's end with
+// ex.loan.RoundTripped, or ex.loan.Unsent when out is not sent.
+func (ex *exchange) lendBody(out *http.Request) *http.Request {
+	ex.hold()
+	ctx, body, loan := bufpool.Lend(out.Context(), ex.body, ex.Release, func() { ex.lost.Store(true); ex.Release() })
+	ex.loan = loan
+	out = out.WithContext(ctx)
+	out.Body, out.ContentLength = body, int64(len(ex.body))
+	return out
+}
+
+// unsent lets go of the body of a primary request that will not be sent.
+func (ex *exchange) unsent(out *http.Request) {
+	if ex.loan != nil {
+		ex.loan.Unsent()
+	} else if out.Body != nil {
+		out.Body.Close()
+	}
 }
 
 // decode returns the request decoded, its image hashed.

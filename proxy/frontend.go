@@ -189,7 +189,7 @@ func (f *frontend) handlePrimary(r *http.Request, reverse bool) *http.Response {
 	if tooLarge {
 		out.Body = ex.newBodyReader(r.Body) // re-joined, never truncated
 	} else if body != nil {
-		out.Body = ex.newBodyReader(nil)
+		out = ex.lendBody(out)
 	}
 	removeHop(out.Header)
 	if reverse {
@@ -253,7 +253,7 @@ func (f *frontend) authenticate(r, out *http.Request, ex *exchange, body []byte,
 	if d != nil {
 		f.met.authFailures.WithLabelValues(d.reason).Inc()
 		f.log.Info("client refused", "reason", d.reason, "remote", r.RemoteAddr, "error", f.scrub.String(d.err.Message))
-		closeUnsent(out)
+		ex.unsent(out)
 		rec := httptest.NewRecorder()
 		f.server.WriteError(rec, d.err)
 		return f.relay.respond(r, rec)

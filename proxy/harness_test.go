@@ -358,7 +358,7 @@ func (e *env) send(t testing.TB, seq string, b []byte) result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bufpool.ReleaseRequest(hr) // the body is kept as sent: its pooled buffer goes back
+	bufpool.DiscardRequest(hr) // the body is kept as sent: its pooled buffer goes back
 	hr.Body.Close()
 	hr.Body = io.NopCloser(bytes.NewReader(sent))
 	hr.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(sent)), nil }

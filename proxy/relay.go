@@ -61,6 +61,7 @@ type relay struct {
 // It ends the client request that the front end began.
 func (r *relay) forward(req, out *http.Request, pairID string, classify bool, ex *exchange, m meta) *http.Response {
 	c := r.up.roundTrip(out)
+	ex.loan.RoundTripped(c.err)
 	if c.err != nil {
 		return r.failed(req, c, pairID, classify, ex, m)
 	}

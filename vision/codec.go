@@ -127,7 +127,7 @@ func (c *Client) Do(ctx context.Context, req Request) (Result, error) {
 		hc = defaultHTTP
 	}
 	resp, err := hc.Do(hreq)
-	bufpool.ReleaseRequest(hreq)
+	bufpool.ReleaseRequest(hreq, err)
 	if err != nil {
 		return Result{}, TransportError(err)
 	}

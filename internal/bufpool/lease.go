@@ -1,9 +1,7 @@
 package bufpool
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"sync/atomic"
 
@@ -60,35 +58,43 @@ func (p *Pool) DecodeBase64(src []byte) (*[]byte, error) {
 }
 
 // NewRequest is http.NewRequestWithContext for a body in buf, a buffer
-// from RequestBodies that the request then owns. Call ReleaseRequest once
-// the round trip has returned; a request never released leaves its buffer
-// to the garbage collector, which is safe.
+// from RequestBodies lent to the request (see Loan): it goes back to the
+// pool once the Transport has written the request. Call ReleaseRequest
+// with the round trip's error when it has returned. The request has no
+// GetBody: it is sent once, never replayed by a redirect or a retry.
 func NewRequest(ctx context.Context, method, url string, buf *[]byte) (*http.Request, error) {
-	// Held by the request (until ReleaseRequest) and by every reader the
-	// transport takes (until it closes it; a retry's GetBody takes
-	// another): the last to let go returns the buffer.
-	b := &Shared{}
-	b.Init(func() { RequestBodies.Put(buf) })
-	hr, err := http.NewRequestWithContext(ctx, method, url, b.Reader(bytes.NewReader(*buf)))
+	ctx, body, loan := Lend(ctx, *buf, func() { RequestBodies.Put(buf) }, func() { RequestBodies.Forget(buf) })
+	hr, err := http.NewRequestWithContext(context.WithValue(ctx, loanKey{}, loan), method, url, body)
 	if err != nil {
 		RequestBodies.Put(buf)
 		return nil, err
 	}
 	hr.ContentLength = int64(len(*buf))
-	hr.GetBody = func() (io.ReadCloser, error) { return b.Reader(bytes.NewReader(*buf)), nil }
 	return hr, nil
 }
 
-// ReleaseRequest lets go of the body buffer of a request from NewRequest
-// once its round trip has returned: the buffer goes back when the
-// transport has closed every body it took too. Only a body from Shared is
-// touched (its creator's hold is dropped, at most once); calling it twice
-// is harmless.
-func ReleaseRequest(hr *http.Request) {
+type loanKey struct{}
+
+// ReleaseRequest tells a request from NewRequest that its round trip
+// returned err (nil, or the request was never sent: then it is released
+// when written, or left to the garbage collector). Calling it on another
+// request, or twice, does nothing.
+func ReleaseRequest(hr *http.Request, err error) {
 	if hr == nil {
 		return
 	}
-	if r, ok := hr.Body.(*Reader); ok {
-		r.Shared().Drop()
+	if l, ok := hr.Context().Value(loanKey{}).(*Loan); ok {
+		l.RoundTripped(err)
+	}
+}
+
+// DiscardRequest releases the body buffer of a request from NewRequest
+// that will not be sent (its body may have been read by the caller).
+func DiscardRequest(hr *http.Request) {
+	if hr == nil {
+		return
+	}
+	if l, ok := hr.Context().Value(loanKey{}).(*Loan); ok {
+		l.Unsent()
 	}
 }

@@ -6,18 +6,21 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cutover/cutover/internal/bufpool"
 )
 
-func pooledRequest(t *testing.T, url string, content []byte) *http.Request {
+func pooledRequest(t *testing.T, ctx context.Context, url string, content []byte) *http.Request {
 	t.Helper()
 	buf := bufpool.RequestBodies.Get(len(content))
 	*buf = append(*buf, content...)
-	hr, err := bufpool.NewRequest(context.Background(), http.MethodPost, url, buf)
+	hr, err := bufpool.NewRequest(ctx, http.MethodPost, url, buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,8 +28,7 @@ func pooledRequest(t *testing.T, url string, content []byte) *http.Request {
 }
 
 // TestPooledRequest: a pooled body reaches a real server byte for byte,
-// and its buffer goes back only when the request and every reader the
-// transport took have let go.
+// and its buffer goes back once net/http has written it.
 func TestPooledRequest(t *testing.T) {
 	pool := &bufpool.RequestBodies
 	pool.Poison(true) // bytes read after their buffer went back show as 0xDB
@@ -41,13 +43,13 @@ func TestPooledRequest(t *testing.T) {
 	}))
 	defer srv.Close()
 	for range 50 {
-		hr := pooledRequest(t, srv.URL, content)
-		if hr.ContentLength != int64(len(content)) {
-			t.Fatalf("ContentLength %d, want %d", hr.ContentLength, len(content))
+		hr := pooledRequest(t, context.Background(), srv.URL, content)
+		if hr.ContentLength != int64(len(content)) || hr.GetBody != nil {
+			t.Fatalf("ContentLength %d (want %d), GetBody %v (want none: sent once)", hr.ContentLength, len(content), hr.GetBody != nil)
 		}
 		resp, err := http.DefaultClient.Do(hr)
-		bufpool.ReleaseRequest(hr)
-		bufpool.ReleaseRequest(hr) // twice is harmless
+		bufpool.ReleaseRequest(hr, err)
+		bufpool.ReleaseRequest(hr, err) // twice is harmless
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,25 +62,63 @@ func TestPooledRequest(t *testing.T) {
 	if n := pool.Live() - start; n != 0 {
 		t.Errorf("%d body buffers never went back", n)
 	}
+}
 
-	// A retry's body (GetBody) outlives the first body's Close and the
-	// request's release, as when a reused connection turns out closed.
-	hr := pooledRequest(t, "http://127.0.0.1:1/", content)
-	hr.Body.Close()
-	again, err := hr.GetBody()
-	if err != nil {
-		t.Fatal(err)
+// TestPooledRequestOneWrite: net/http sees the body as in memory and
+// writes a small request's headers and body in one write.
+func TestPooledRequestOneWrite(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+	defer srv.Close()
+	var writes atomic.Int64
+	d := &net.Dialer{}
+	tr := &http.Transport{WriteBufferSize: 64 << 10, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		return countingConn{c, &writes}, err
+	}}
+	defer tr.CloseIdleConnections()
+	for range 3 {
+		hr := pooledRequest(t, context.Background(), srv.URL, bytes.Repeat([]byte("x"), 4000))
+		before := writes.Load()
+		resp, err := tr.RoundTrip(hr)
+		bufpool.ReleaseRequest(hr, err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if n := writes.Load() - before; n != 1 {
+			t.Errorf("the request went out in %d writes, want 1", n)
+		}
 	}
-	bufpool.ReleaseRequest(hr)
-	if pool.Live()-start != 1 {
-		t.Fatalf("buffer went back while a retry's body was open")
+}
+
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	c.n.Add(1)
+	return c.Conn.Write(b)
+}
+
+// TestPooledRequestFailures: a request that never reached a server is
+// forgotten (not reused, no longer live); one never sent is released.
+func TestPooledRequestFailures(t *testing.T) {
+	pool := &bufpool.RequestBodies
+	start := pool.Live()
+	hr := pooledRequest(t, context.Background(), "http://127.0.0.1:1/", []byte(strings.Repeat("y", 20000)))
+	_, err := http.DefaultClient.Do(hr)
+	if err == nil {
+		t.Fatal("a closed port answered")
 	}
-	b, _ := io.ReadAll(again)
-	if !bytes.Equal(b, content) {
-		t.Fatalf("a retry's body read %d bytes, not the content", len(b))
-	}
-	again.Close()
+	bufpool.ReleaseRequest(hr, err)
 	if n := pool.Live() - start; n != 0 {
-		t.Errorf("%d body buffers never went back", n)
+		t.Errorf("%d buffers live after a failed dial", n)
+	}
+	hr = pooledRequest(t, context.Background(), "http://127.0.0.1:1/", []byte(strings.Repeat("z", 20000)))
+	bufpool.DiscardRequest(hr)
+	if n := pool.Live() - start; n != 0 {
+		t.Errorf("%d buffers live after a discarded request", n)
 	}
 }
