@@ -165,14 +165,9 @@ func (k *canaryPath) after(r, out *http.Request, ex *exchange, req vision.Reques
 // answer (a candidate result, a 2xx from the primary) goes to the client,
 // the other call is cancelled and recorded as such.
 func (k *canaryPath) hedge(r, out *http.Request, ex *exchange, req vision.Request, pairID string, cc <-chan outcome, cancelCandidate context.CancelFunc) *http.Response {
-	// From out's own context: it carries the body's loan.
 	lctx, cancelPrimary := context.WithCancel(out.Context())
 	pc := make(chan *call, 1)
-	go func() {
-		c := k.relay.up.roundTrip(out.WithContext(lctx))
-		ex.loan.RoundTripped(c.err)
-		pc <- c
-	}()
+	go func() { pc <- k.relay.up.roundTrip(out.WithContext(lctx), ex.loan) }()
 	var cand *outcome
 	var prim *call
 	for {

@@ -46,16 +46,18 @@ func (c *candidate) call(ctx context.Context, req vision.Request, shadow bool) o
 	if shadow {
 		acquire, release = func() { c.cpu <- struct{}{} }, func() { <-c.cpu }
 	}
+	// The tracer is the request's one trace; it serves the loan of the
+	// body the codec builds (bufpool.NewRequest) too.
+	tracer := record.NewTracer(time.Time{})
 	acquire()
-	hreq, err := c.client.Codec.NewRequest(ctx, req)
+	hreq, err := c.client.Codec.NewRequest(tracer.Context(ctx), req)
 	release()
 	start := time.Now()
 	if err != nil {
 		return outcome{start: start, err: err}
 	}
-	tracer := record.NewTracer(start)
-	// The request's own context carries its body's loan (bufpool.Lend).
-	resp, err := c.client.HTTP.Do(hreq.WithContext(tracer.Context(hreq.Context())))
+	tracer.Start(start)
+	resp, err := c.tr.RoundTrip(hreq)
 	bufpool.ReleaseRequest(hreq, err)
 	if err != nil {
 		return outcome{start: start, lat: time.Since(start), trace: tracer.Finish(), err: vision.TransportError(err)}

@@ -100,15 +100,13 @@ func (ex *exchange) newBodyReader(rest io.Reader) io.ReadCloser {
 // lendBody gives out the exchange's bytes as a body net/http knows to be
 // in memory, so that the request's headers and the start of its body go
 // out in one write (bufpool.Loan); the exchange is held until the
-// Transport has written it. The caller reports the round trip's end with
-// ex.loan.RoundTripped, or ex.loan.Unsent when out is not sent.
-func (ex *exchange) lendBody(out *http.Request) *http.Request {
+// Transport has written it: the upstream's trace calls ex.loan.Wrote, and
+// its round trip ex.loan.RoundTripped; unsent releases it when out is not
+// sent.
+func (ex *exchange) lendBody(out *http.Request) {
 	ex.hold()
-	ctx, body, loan := bufpool.Lend(out.Context(), ex.body, ex.Release, func() { ex.lost.Store(true); ex.Release() })
-	ex.loan = loan
-	out = out.WithContext(ctx)
-	out.Body, out.ContentLength = body, int64(len(ex.body))
-	return out
+	out.Body, ex.loan = bufpool.Lend(ex.body, ex.Release, func() { ex.lost.Store(true); ex.Release() })
+	out.ContentLength = int64(len(ex.body))
 }
 
 // unsent lets go of the body of a primary request that will not be sent.

@@ -189,7 +189,7 @@ func (f *frontend) handlePrimary(r *http.Request, reverse bool) *http.Response {
 	if tooLarge {
 		out.Body = ex.newBodyReader(r.Body) // re-joined, never truncated
 	} else if body != nil {
-		out = ex.lendBody(out)
+		ex.lendBody(out)
 	}
 	removeHop(out.Header)
 	if reverse {

@@ -179,7 +179,7 @@ func (m *mirror) compare(pairID string, out *http.Request, ex *exchange) {
 		}()
 		cp := out.Clone(m.life.mirrorCtx)
 		cp.Body = ex.newBodyReader(nil)
-		c := m.up.roundTrip(cp)
+		c := m.up.roundTrip(cp, nil)
 		defer c.cancel()
 		mt := meta{route: "compare", pair: true}
 		if c.err != nil {

@@ -60,8 +60,7 @@ type relay struct {
 // forward sends out to the primary and returns its answer for the client.
 // It ends the client request that the front end began.
 func (r *relay) forward(req, out *http.Request, pairID string, classify bool, ex *exchange, m meta) *http.Response {
-	c := r.up.roundTrip(out)
-	ex.loan.RoundTripped(c.err)
+	c := r.up.roundTrip(out, ex.loan)
 	if c.err != nil {
 		return r.failed(req, c, pairID, classify, ex, m)
 	}

@@ -6,15 +6,15 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
-	"net/textproto"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/cutover/cutover/internal/bufpool"
 	"github.com/cutover/cutover/record"
 	"github.com/cutover/cutover/vision"
 )
@@ -44,8 +44,14 @@ const (
 func newTransport(tlsConf *tls.Config, maxIdle int, headerTimeout time.Duration) *http.Transport {
 	d := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
-		Proxy:                  nil,
-		DialContext:            d.DialContext,
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return bodyConn{c}, nil
+		},
 		TLSClientConfig:        tlsConf,
 		TLSHandshakeTimeout:    dialTimeout,
 		MaxIdleConnsPerHost:    maxIdle,
@@ -57,6 +63,30 @@ func newTransport(tlsConf *tls.Config, maxIdle int, headerTimeout time.Duration)
 		WriteBufferSize:        upstreamBufferBytes,
 		ReadBufferSize:         upstreamBufferBytes,
 	}
+}
+
+// bodyConn writes an in-memory request body in one write. net/http's
+// Transport copies a body past its write buffer with io.Copy through an
+// io.LimitedReader, which the connection's ReadFrom would move in 32 KiB
+// chunks (a 1 MB image: some thirty writes and a fresh 32 KiB buffer);
+// the bytes are all in memory (bufpool.Loan), so one write does.
+type bodyConn struct{ net.Conn }
+
+func (c bodyConn) ReadFrom(r io.Reader) (int64, error) {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		if br, ok := lr.R.(interface {
+			Len() int
+			io.WriterTo
+		}); ok && int64(br.Len()) <= lr.N {
+			n, err := br.WriteTo(c.Conn)
+			lr.N -= n
+			return n, err
+		}
+	}
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }
 
 // upstreamTLS trusts the system roots plus caFile's certificates.
@@ -101,37 +131,22 @@ type call struct {
 
 // roundTrip sends out to the primary within the primary's timeout. out's
 // context is the client's: a client that goes away ends the call.
-func (u *upstream) roundTrip(out *http.Request) *call {
+func (u *upstream) roundTrip(out *http.Request, loan *bufpool.Loan) *call {
 	ctx, cancel := context.WithTimeout(out.Context(), u.timeout)
 	start := time.Now()
 	tracer := record.NewTracer(start)
+	tracer.Max1xx, tracer.Loan = max1xx, loan
 	if _, ok := out.Header["User-Agent"]; !ok {
 		// Transparent: net/http would add its own User-Agent.
 		out.Header["User-Agent"] = []string{""}
 	}
-	resp, err := u.tr.RoundTrip(out.WithContext(limit1xx(tracer.Context(ctx))))
+	resp, err := u.tr.RoundTrip(out.WithContext(tracer.Context(ctx)))
+	loan.RoundTripped(err)
 	c := &call{resp: resp, err: err, start: start, trace: tracer.Finish(), cancel: cancel}
 	if err != nil {
 		cancel()
 	}
 	return c
-}
-
-// errTooMany1xx ends a call whose server sends more than max1xx
-// informational responses.
-var errTooMany1xx = errors.New("too many 1xx informational responses")
-
-// limit1xx bounds the informational responses a call accepts: without a
-// hook, net/http reads them until their headers together pass the header
-// limit (twenty thousand small ones for 1 MiB).
-func limit1xx(ctx context.Context) context.Context {
-	var n int
-	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: func(int, textproto.MIMEHeader) error {
-		if n++; n > max1xx {
-			return errTooMany1xx
-		}
-		return nil
-	}})
 }
 
 // failure turns a failed call into the client's answer and its typed
@@ -146,7 +161,7 @@ func (u *upstream) failure(err error) (status int, e *vision.Error, reason strin
 	case strings.Contains(err.Error(), "server response headers exceeded"):
 		e.Code = vision.CodeInvalidResponse
 		return http.StatusBadGateway, e, fmt.Sprintf("the primary's response headers passed the %d-byte limit", maxResponseHeaderBytes)
-	case errors.Is(err, errTooMany1xx):
+	case errors.Is(err, record.Err1xx):
 		e.Code = vision.CodeInvalidResponse
 		return http.StatusBadGateway, e, "the primary sent too many 1xx informational responses"
 	}

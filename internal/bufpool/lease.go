@@ -63,8 +63,8 @@ func (p *Pool) DecodeBase64(src []byte) (*[]byte, error) {
 // with the round trip's error when it has returned. The request has no
 // GetBody: it is sent once, never replayed by a redirect or a retry.
 func NewRequest(ctx context.Context, method, url string, buf *[]byte) (*http.Request, error) {
-	ctx, body, loan := Lend(ctx, *buf, func() { RequestBodies.Put(buf) }, func() { RequestBodies.Forget(buf) })
-	hr, err := http.NewRequestWithContext(context.WithValue(ctx, loanKey{}, loan), method, url, body)
+	body, loan := Lend(*buf, func() { RequestBodies.Put(buf) }, func() { RequestBodies.Forget(buf) })
+	hr, err := http.NewRequestWithContext(context.WithValue(hookLoan(ctx, loan), loanKey{}, loan), method, url, body)
 	if err != nil {
 		RequestBodies.Put(buf)
 		return nil, err
