@@ -79,8 +79,7 @@ func (a *clientAuth) verify(r *http.Request, body []byte, classify bool) (string
 	} else {
 		key := clientKey(a.format, r)
 		if key == "" {
-			return "", &denial{err: &vision.Error{Code: vision.CodeUnauthorized, Status: http.StatusUnauthorized,
-				Message: "no credentials: this proxy needs the client's own key"}, reason: "missing"}
+			return "", &denial{err: a.keyError("no credentials: this proxy needs the client's own key"), reason: "missing"}
 		}
 		for _, k := range a.keys {
 			if subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 {
@@ -88,8 +87,7 @@ func (a *clientAuth) verify(r *http.Request, body []byte, classify bool) (string
 			}
 		}
 		if id == "" {
-			return "", &denial{err: &vision.Error{Code: vision.CodeUnauthorized, Status: http.StatusUnauthorized,
-				Message: "the key is not a client's of this proxy"}, reason: "unknown_client"}
+			return "", &denial{err: a.keyError("the key is not a client's of this proxy"), reason: "unknown_client"}
 		}
 	}
 	if action := a.action(r); !a.actions.Allows(action, classify) {
@@ -102,6 +100,16 @@ func (a *clientAuth) verify(r *http.Request, body []byte, classify bool) (string
 		return "", &denial{err: e, reason: "action_denied"}
 	}
 	return a.names[id], nil
+}
+
+// keyError is a key format's refusal: 401, or Baidu's 110 (an access
+// token that is not valid), as each vendor answers a bad key.
+func (a *clientAuth) keyError(msg string) *vision.Error {
+	e := &vision.Error{Code: vision.CodeUnauthorized, Status: http.StatusUnauthorized, Message: msg}
+	if a.format == config.FormatBaidu {
+		e.VendorCode, e.Message = "110", "Access token invalid or no longer valid"
+	}
+	return e
 }
 
 func (a *clientAuth) secret(id string) (string, bool) {

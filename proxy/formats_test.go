@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,6 +29,7 @@ import (
 	"github.com/cutover/cutover/record"
 	"github.com/cutover/cutover/sim"
 	"github.com/cutover/cutover/vision"
+	"github.com/cutover/cutover/vision/baidu"
 )
 
 // Credentials of the format tests' parties.
@@ -38,6 +41,9 @@ const (
 	cnLegSK  = "cn-legacy-secret-Mm3"
 	cnClient = "AKIDformatsClient0001"
 	cnCliSK  = "cn-client-secret-Qq8"
+	bdKey    = "baidu-legacy-api-key-1"
+	bdSecret = "baidu-legacy-secret-Tt4"
+	bdClient = "baidu-client-key-Vv9"
 )
 
 // formatsOpts picks the primary's and the candidate's formats.
@@ -60,6 +66,7 @@ func newFormatsEnv(t *testing.T, o formatsOpts) *env {
 		"rekognition": fmt.Sprintf("{format: rekognition, listen: \"127.0.0.1:0\", credentials: {access_key_id: %s, secret_access_key: %s}, profile: %s}", legacyAK, legacySK, prof),
 		"tencent":     fmt.Sprintf("{format: tencent, listen: \"127.0.0.1:0\", credentials: {secret_id: %s, secret_key: %s}, profile: %s}", cnLegacy, cnLegSK, prof),
 		"gcv":         fmt.Sprintf("{format: gcv, listen: \"127.0.0.1:0\", credentials: {api_key: %s}, profile: %s}", gcvKey, prof),
+		"baidu":       fmt.Sprintf("{format: baidu, listen: \"127.0.0.1:0\", credentials: {api_key: %s, secret_key: %s}, profile: %s}", bdKey, bdSecret, prof),
 	}[o.primary]
 	simCand := map[string]string{
 		"openai":  fmt.Sprintf("{format: openai, listen: \"127.0.0.1:0\", credentials: {api_key: %s}, profile: {latency: {median: 2ms, p99: 5ms}, accuracy: {misclassification: {default: 0.05}}}}", candidateKey),
@@ -87,6 +94,7 @@ func newFormatsEnv(t *testing.T, o formatsOpts) *env {
 		"rekognition": fmt.Sprintf("{format: rekognition, base_url: %q, region: ap-southeast-1, credentials: {access_key_id: %s, secret_access_key: %s}, pricing: {tiers: [{per_1000: 1.75}]}}", e.legacyURL, legacyAK, legacySK),
 		"tencent":     fmt.Sprintf("{format: tencent, base_url: %q, credentials: {secret_id: %s, secret_key: %s}, pricing: {currency: CNY, tiers: [{per_1000: 7.3}]}}", e.legacyURL, cnLegacy, cnLegSK),
 		"gcv":         fmt.Sprintf("{format: gcv, base_url: %q, credentials: {api_key: %s}, pricing: {tiers: [{per_1000: 1.5}]}}", e.legacyURL, gcvKey),
+		"baidu":       fmt.Sprintf("{format: baidu, base_url: %q, credentials: {api_key: %s, secret_key: %s}}", e.legacyURL, bdKey, bdSecret),
 	}[o.primary]
 	candProv := map[string]string{
 		"openai":  fmt.Sprintf("{format: openai, base_url: \"%s/v1\", model: gemini-2.5-flash, credentials: {api_key: %s}, timeout: 2s}", candFront.URL, candidateKey),
@@ -138,10 +146,46 @@ proxy:
 // clientsFor lists the proxy's client for a primary format (a TC3 pair
 // for tencent); the others' clients are not verified in these tests.
 func clientsFor(primary string) string {
-	if primary == "tencent" {
+	switch primary {
+	case "tencent":
 		return fmt.Sprintf("  clients: [{name: catalogue-cn, access_key_id: %s, secret_access_key: %s}]", cnClient, cnCliSK)
+	case "baidu":
+		return fmt.Sprintf("  clients: [{name: catalogue-bd, api_key: %s}]", bdClient)
 	}
 	return ""
+}
+
+// TestFormatsBaiduPrimary: a client of a Baidu primary presents its own
+// key as the access_token; the proxy checks it and calls the primary with
+// a token of the legacy's own (from the primary's token endpoint), which
+// the simulated primary checks. An unknown key is refused with Baidu's
+// error and reaches nothing.
+func TestFormatsBaiduPrimary(t *testing.T) {
+	e := newFormatsEnv(t, formatsOpts{primary: "baidu", candidate: "openai"})
+	post := func(token string, img []byte) result {
+		form := url.Values{"image": {base64.StdEncoding.EncodeToString(img)}}
+		r, _ := http.NewRequest(http.MethodPost, e.proxyURL+baidu.Path+"?access_token="+url.QueryEscape(token), strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return do(r)
+	}
+	img := e.images(t)[0]
+	if got := post("not-a-client", img); !bytes.Contains(got.body, []byte(`"error_code":110`)) {
+		t.Fatalf("an unknown key: %d %s, want Baidu's error 110 (invalid access token)", got.status, got.body)
+	}
+	if n := e.legacy.count(); n != 0 {
+		t.Fatalf("a refused call reached the primary (%d requests)", n)
+	}
+	got := post(bdClient, img)
+	if got.status != 200 || bytes.Contains(got.body, []byte("error_code")) || !bytes.Contains(got.body, []byte("keyword")) {
+		t.Fatalf("a client's call: %d %s", got.status, got.body)
+	}
+	prim, _ := byRole(e.observations(t))
+	if len(prim) != 1 || prim[0].Client != "catalogue-bd" || prim[0].Code != "" {
+		t.Errorf("primary observations %+v", prim)
+	}
+	if strings.Contains(e.logs.String(), bdSecret) || strings.Contains(e.logs.String(), bdClient) {
+		t.Error("a Baidu secret is in the log")
+	}
 }
 
 // tiiaVia is Tencent's official client pointed at base over plain http.
