@@ -8,6 +8,7 @@ FIXTURES := out/fixtures
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cutover
+	$(GO) build -o bin/labelbot ./tools/labelbot
 
 # vet + the race-enabled test suite (what CI runs), then the timing tests
 # again without -race (the race detector distorts what they measure), and

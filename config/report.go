@@ -51,6 +51,12 @@ type Gates struct {
 	// 95 % interval of (candidate − baseline) top-1 accuracy, paired on the
 	// same images, must be ≥ −margin. 1% means "at most one point worse".
 	AccuracyMargin *Rate `yaml:"accuracy_margin"`
+	// TrafficAccuracyMargin is the same margin on the recorded traffic:
+	// the lower bound of the 95 % interval of (candidate − primary) top-1
+	// accuracy estimated from a labelled sample of the traffic (cutover
+	// label; cutover report --labels) must be ≥ −margin. Without --labels
+	// the gate is INCONCLUSIVE.
+	TrafficAccuracyMargin *Rate `yaml:"traffic_accuracy_margin"`
 	// MonthlyCostUSD is the candidate's highest acceptable projected
 	// monthly cost in USD at report.daily_volume.
 	MonthlyCostUSD *float64 `yaml:"monthly_cost_usd"`
@@ -62,7 +68,7 @@ type Gates struct {
 // Any reports whether at least one gate is configured.
 func (g Gates) Any() bool {
 	return g.P99Latency > 0 || g.ErrorRate != nil || len(g.Misclassification) > 0 || g.AccuracyMargin != nil ||
-		g.MonthlyCostUSD != nil || g.MirroredCoverage != nil
+		g.TrafficAccuracyMargin != nil || g.MonthlyCostUSD != nil || g.MirroredCoverage != nil
 }
 
 func (c *Config) setReportDefaults() {

@@ -18,7 +18,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -166,7 +165,7 @@ func BuildFrame(ctx context.Context, runDirs []string, low float64) (*Frame, err
 			return nil, &NoImagesError{path, "its images/ folder holds no images"}
 		}
 		stored[ri] = imgs
-		digest, err := Digest(d)
+		digest, err := d.Digest()
 		if err != nil {
 			return nil, err
 		}
@@ -343,29 +342,4 @@ func verify(path, sha string) error {
 		return errors.New("altered: the stored file is not a recognised image")
 	}
 	return nil
-}
-
-// Digest is the SHA-256 of a run's observation files, names and
-// contents in name order: two runs with the same digest hold the same
-// observations.
-func Digest(d *record.Dir) (string, error) {
-	files, err := d.ObservationFiles()
-	if err != nil {
-		return "", err
-	}
-	h := sha256.New()
-	for _, path := range files {
-		fmt.Fprintf(h, "%s\n", filepath.Base(path))
-		f, err := os.Open(path)
-		if err != nil {
-			return "", fmt.Errorf("digesting %s: %w", d.Path, err)
-		}
-		_, err = io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			return "", fmt.Errorf("digesting %s: %w", d.Path, err)
-		}
-		h.Write([]byte{0})
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -83,7 +83,7 @@ func resume(opt Options) (*Store, error) {
 		if err != nil {
 			return nil, err
 		}
-		digest, err := Digest(rd)
+		digest, err := rd.Digest()
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,8 @@ package record
 import (
 	"bufio"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -279,6 +281,31 @@ func (d *Dir) Identity() string {
 		return "path\x00" + d.Path
 	}
 	return d.Run.Kind + "\x00" + d.Run.Host + "\x00" + d.Run.Started.UTC().Format(time.RFC3339Nano)
+}
+
+// Digest is the SHA-256 of the run's observation files, names and
+// contents in name order: two runs with the same digest hold the same
+// observations.
+func (d *Dir) Digest() (string, error) {
+	files, err := d.ObservationFiles()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, path := range files {
+		fmt.Fprintf(h, "%s\n", filepath.Base(path))
+		f, err := os.Open(path)
+		if err != nil {
+			return "", fmt.Errorf("digesting %s: %w", d.Path, err)
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("digesting %s: %w", d.Path, err)
+		}
+		h.Write([]byte{0})
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Distinct returns an error when two of dirs are the same directory,

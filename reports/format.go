@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/cutover/cutover/compare"
 )
 
 // pct formats a share as a percentage with up to two decimals.
@@ -57,6 +59,11 @@ func rateStr(r Rate) string {
 		return "–"
 	}
 	return fmt.Sprintf("%s [%.1f, %.1f]", pct1(r.Value), 100*r.Lo, 100*r.Hi)
+}
+
+// estimateStr is "12.3 % [10.1, 14.8]" for a weighted estimate.
+func estimateStr(e compare.Estimate) string {
+	return fmt.Sprintf("%s [%.1f, %.1f]", pct1(e.Value), 100*e.Lo, 100*e.Hi)
 }
 
 // gateValue formats a gate's value, interval and threshold in its unit.

@@ -91,6 +91,22 @@ func evaluate(r *Report, g config.Gates, cfg *config.Config) {
 		}
 		r.Gates = append(r.Gates, gr)
 	}
+	if g.TrafficAccuracyMargin != nil {
+		m := g.TrafficAccuracyMargin.F()
+		gr := GateResult{Name: "traffic_accuracy_difference", Threshold: -m, Unit: "share",
+			Description: fmt.Sprintf("candidate − primary top-1 accuracy on the recorded traffic ≥ −%s (labelled sample, weighted; on the interval's lower bound)", pct(m))}
+		switch t := r.TrafficAccuracy; {
+		case t == nil:
+			gr.Status, gr.Note = Inc, "no estimate from a labelled sample of the traffic (cutover label, then cutover report --labels DIR)"
+		case t.Difference.B != r.Candidate:
+			gr.Status, gr.Note = Inc, fmt.Sprintf("the labelled sample compares %s with %s, not the candidate %s", t.Difference.B, t.Difference.A, r.Candidate)
+		default:
+			d := t.Difference
+			gr.Value, gr.Lo, gr.Hi, gr.N = d.Value, d.Lo, d.Hi, t.Labelled
+			gr = judge(gr, false)
+		}
+		r.Gates = append(r.Gates, gr)
+	}
 	if g.MonthlyCostUSD != nil {
 		gr := GateResult{Name: "monthly_cost", Threshold: *g.MonthlyCostUSD, Unit: "USD",
 			Description: fmt.Sprintf("candidate monthly cost ≤ %s USD at %s images a day", money(*g.MonthlyCostUSD), thousands(r.Settings["daily_volume"]))}

@@ -71,6 +71,9 @@ type Report struct {
 	// MissingFiles lists files run.json names that were not there
 	// (--lenient; a note says so).
 	MissingFiles []string `json:"missing_files,omitempty"`
+	// TrafficAccuracy is each provider's accuracy on the recorded traffic,
+	// estimated from a labelled sample of it (cutover report --labels).
+	TrafficAccuracy *TrafficAccuracy `json:"traffic_accuracy,omitempty"`
 }
 
 // The measured figures are compare's types; their names here are the
@@ -114,6 +117,9 @@ type (
 	MatchedAgreement = compare.MatchedAgreement
 	// PairedAccuracy compares two providers' top-1 accuracy on the same images.
 	PairedAccuracy = compare.PairedAccuracy
+	// TrafficAccuracy is accuracy on the recorded traffic, estimated from
+	// a labelled stratified sample.
+	TrafficAccuracy = compare.TrafficAccuracy
 	// TimelineEvent is one run event (mirror paused, rollback, shutdown …).
 	TimelineEvent = compare.TimelineEvent
 )

@@ -51,6 +51,42 @@ func TestJudge(t *testing.T) {
 	}
 }
 
+// TestTrafficAccuracyGate judges gates.traffic_accuracy_margin on the
+// estimate from a labelled sample of the traffic: on the interval's lower
+// bound, INCONCLUSIVE without a sample, with too few labels, or with a
+// sample of another candidate.
+func TestTrafficAccuracyGate(t *testing.T) {
+	cfg := testConfig(t)
+	margin := config.Rate(0.01)
+	est := func(b string, v, lo, hi float64, labels int) *TrafficAccuracy {
+		return &TrafficAccuracy{Labelled: labels, Difference: compare.TrafficDifference{A: "legacy", B: b, Estimate: compare.Estimate{Value: v, Lo: lo, Hi: hi}}}
+	}
+	for _, tc := range []struct {
+		name    string
+		traffic *TrafficAccuracy
+		status  string
+		note    string
+	}{
+		{"better", est("cand", 0.08, 0.02, 0.12, 300), Pass, ""},
+		{"within the margin", est("cand", 0.01, -0.009, 0.03, 300), Pass, ""},
+		{"worse", est("cand", -0.05, -0.08, -0.02, 300), Fail, ""},
+		{"straddles", est("cand", 0.0, -0.03, 0.03, 300), Inc, "straddles"},
+		{"too few labels", est("cand", 0.08, 0.02, 0.12, 60), Inc, "fewer than min_samples"},
+		{"another candidate", est("other", 0.08, 0.02, 0.12, 300), Inc, "not the candidate cand"},
+		{"no sample", nil, Inc, "cutover report --labels"},
+	} {
+		r := &Report{Candidate: "cand", Providers: []*ProviderReport{{Name: "cand"}}, TrafficAccuracy: tc.traffic}
+		evaluate(r, config.Gates{MinSamples: 100, TrafficAccuracyMargin: &margin}, cfg)
+		g := r.Gates[0]
+		if g.Name != "traffic_accuracy_difference" || g.Status != tc.status || !strings.Contains(g.Note, tc.note) || g.Threshold != -0.01 {
+			t.Errorf("%s: %+v, want %s (%q)", tc.name, g, tc.status, tc.note)
+		}
+		if tc.traffic != nil && tc.note == "" && (g.Lo != tc.traffic.Difference.Lo || g.N != tc.traffic.Labelled) {
+			t.Errorf("%s: the gate judged %+v, not the estimate", tc.name, g)
+		}
+	}
+}
+
 // synthetic is a shadow run of n labelled images with known outcomes:
 // legacy is right on images with i%10 < 8, the candidate on i%20 < 19 and
 // fails (server_error) on i%100 == 0; latencies are 200+i%50 ms and

@@ -115,6 +115,7 @@ func sections(r *Report) []section {
 			msf(l.P50), msf(l.P90), p99, msf(l.P999), msf(l.Max), acc, imgs})
 	}
 	out = append(out, prov)
+	out = append(out, trafficSections(r)...)
 
 	ne := section{title: "Not expressible (left out of accuracy, not the provider's errors)", header: []string{"provider", "label", "images", ""}}
 	for _, p := range r.Providers {
@@ -316,4 +317,28 @@ func tiersStr(ts []Tier) string {
 		}
 	}
 	return strings.Join(s, ", ")
+}
+
+// trafficSections are accuracy on the recorded traffic, estimated from a
+// labelled sample (none without one), and the sample by stratum.
+func trafficSections(r *Report) []section {
+	t := r.TrafficAccuracy
+	if t == nil {
+		return nil
+	}
+	acc := section{title: "Accuracy on the recorded traffic (labelled sample, weighted by stratum)",
+		header: []string{"provider", "role", "top-1 accuracy [95 %]", "labels", "images described"}}
+	for _, p := range t.Providers {
+		acc.rows = append(acc.rows, []string{p.Name, p.Role, estimateStr(p.Accuracy), thousands(float64(t.Labelled)), thousands(float64(t.Population))})
+	}
+	d := t.Difference
+	acc.rows = append(acc.rows, []string{d.B + " − " + d.A, "difference",
+		fmt.Sprintf("%+.2f pts [%+.2f, %+.2f]", 100*d.Value, 100*d.Lo, 100*d.Hi), thousands(float64(t.Labelled)), thousands(float64(t.Population))})
+	strata := section{title: "Labelled sample by stratum (answers of each image's first pair)",
+		header: []string{"stratum", "images", "sampled", "labelled", "both right", "only " + d.A, "only " + d.B, "neither"}}
+	for _, s := range t.Strata {
+		strata.rows = append(strata.rows, []string{s.Name, thousands(float64(s.Population)), thousands(float64(s.Sampled)),
+			thousands(float64(s.Labelled)), fmt.Sprint(s.Both), fmt.Sprint(s.OnlyA), fmt.Sprint(s.OnlyB), fmt.Sprint(s.Neither)})
+	}
+	return []section{acc, strata}
 }

@@ -101,6 +101,27 @@ set -e
 case $code in 0|10|11) ;; *) exit "$code" ;; esac
 echo "exit code $code; HTML report: out/report.html; percentile spectra: out/hgrm/"
 
+step "label: a person adjudicates a stratified sample of the shadow run's images; here a script answers over the page's HTTP API"
+echo "(cutover label draws 60 of the run's distinct images, disagreements oversampled; tools/labelbot answers each with the fixture's label)"
+rm -rf out/labels
+llog=$(mktemp)
+$BIN label --listen 127.0.0.1:8095 --out out/labels --budget 60 --min-per-stratum 10 --exit-when-done "$run" >"$llog" 2>&1 &
+labeller=$!
+trap 'kill $labeller $sim $sim2 2>/dev/null; wait $labeller $sim $sim2 2>/dev/null; rm -f "$log" "$log2" "$plog" "$plog.err" "$llog"' EXIT
+./bin/labelbot --url http://127.0.0.1:8095 --fixtures out/fixtures || { cat "$llog"; exit 1; }
+wait $labeller || { cat "$llog"; exit 1; }
+cat "$llog"
+
+step "report --labels: each provider's accuracy on the recorded traffic, weighted by the sample's design"
+set +e
+$BIN report --config config.yaml --format term --labels out/labels "$run" >"$run.labels.txt"
+code=$?
+set -e
+case $code in 0|10|11) ;; *) cat "$run.labels.txt"; exit "$code" ;; esac
+echo "(the shadow run's images are fixtures, so every one is labelled: the Providers table's top-1 accuracy, over answered images, is the check on the 60-label estimate, where a failed call counts as wrong)"
+awk '/^PROVIDERS/{p=1} p&&/^[A-Z]/&&!/^PROVIDERS|^ACCURACY ON|^LABELLED SAMPLE/{exit} p' "$run.labels.txt"
+grep -q 'ACCURACY ON THE RECORDED TRAFFIC' "$run.labels.txt" || { echo "the report has no accuracy on the recorded traffic" >&2; exit 1; }
+
 step "canary: the candidate answers 10 %, then 50 %, then 100 % of calls, translated into Rekognition's format"
 echo "(steps and gates: proxy.canary in config.yaml; state in out/canary-state.json; admin API on 127.0.0.1:9091)"
 export CUTOVER_ADMIN_TOKEN=${CUTOVER_ADMIN_TOKEN:-demo-only-admin-token}

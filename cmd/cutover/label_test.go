@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cutover/cutover/compare"
 	"github.com/cutover/cutover/compare/stats"
 	"github.com/cutover/cutover/fixtures"
 	"github.com/cutover/cutover/label"
@@ -108,9 +111,11 @@ func TestLabelCommand(t *testing.T) {
 		t.Fatalf("fixture set: %v", err)
 	}
 	d, _ := fixtures.LoadDesign(out)
-	if e, err := d.Estimate(set, stats.Z95); err != nil || e.A.Labels != 16 || e.A.Population != 40 {
-		t.Errorf("estimate %+v %v", e, err)
+	est, err := d.Estimate(set, stats.Z95)
+	if err != nil || est.A.Labels != 16 || est.A.Population != 40 {
+		t.Errorf("estimate %+v %v", est, err)
 	}
+	checkReportLabels(t, out, runDir, est, filepath.Join(dir, "other"), tx, fx)
 	code, o, e := run(t, context.Background(), args...)
 	if code != exitOK || !strings.Contains(o, "resuming the sample") || !strings.Contains(o, "16 labelled, 0 skipped, 0 to go") {
 		t.Errorf("resuming a finished sample: exit %d\n%s%s", code, o, e)
@@ -118,5 +123,69 @@ func TestLabelCommand(t *testing.T) {
 	code, o, e = run(t, context.Background(), append([]string{"label", "--seed", "2"}, args[1:]...)...)
 	if code != exitRuntime || !strings.Contains(e, "--seed 1") {
 		t.Errorf("resuming with another seed: exit %d\n%s%s", code, o, e)
+	}
+}
+
+// checkReportLabels runs cutover report --labels over the labelled sample
+// in labels (drawn from runDir, whose estimate is want): the JSON carries
+// the design's estimate, every text format shows it, a run the sample was
+// not drawn from is noted, and a folder without a design is refused.
+func checkReportLabels(t *testing.T, labels, runDir string, want stats.PairedEstimate, otherDir string, tx *vision.Taxonomy, fx *fixtures.Set) {
+	t.Helper()
+	ctx := context.Background()
+	code, o, e := run(t, ctx, "report", "--format", "json", "--labels", labels, runDir)
+	if code != 11 {
+		t.Fatalf("report --labels: exit %d (want 11, no gates)\n%s", code, e)
+	}
+	var r struct {
+		Traffic *compare.TrafficAccuracy `json:"traffic_accuracy"`
+		Notes   []string                 `json:"notes"`
+	}
+	if err := json.Unmarshal([]byte(o), &r); err != nil || r.Traffic == nil {
+		t.Fatalf("report JSON without traffic_accuracy: %v\n%s", err, o)
+	}
+	tr := r.Traffic
+	if tr.Labelled != 16 || tr.Sampled != 16 || tr.Population != 40 || tr.Unit != "image" || tr.Counting != "first_pair" ||
+		len(tr.Providers) != 2 || tr.Providers[0].Name != "legacy" || tr.Providers[1].Name != "holysheep" ||
+		tr.Difference.A != "legacy" || tr.Difference.B != "holysheep" || len(tr.Runs) != 1 || !tr.Runs[0].InReport {
+		t.Errorf("traffic_accuracy: %+v", tr)
+	}
+	for i, est := range []stats.Estimate{want.A, want.B} {
+		if got := tr.Providers[i].Accuracy; got.Value != est.Value || got.Lo != est.Lo || got.Hi != est.Hi {
+			t.Errorf("%s: got %+v, want the design's estimate %+v", tr.Providers[i].Name, got, est)
+		}
+	}
+	if d := tr.Difference; d.Value != want.Diff.Value || d.Lo != want.Diff.Lo || d.Hi != want.Diff.Hi {
+		t.Errorf("difference %+v, want %+v", d, want.Diff)
+	}
+	labelled := 0
+	for _, s := range tr.Strata {
+		labelled += s.Labelled
+		if s.Both+s.OnlyA+s.OnlyB+s.Neither != s.Labelled {
+			t.Errorf("stratum %+v: the table does not add up", s)
+		}
+	}
+	if labelled != 16 {
+		t.Errorf("strata hold %d labels, want 16", labelled)
+	}
+	for _, format := range []string{"term", "md", "html"} {
+		code, o, e := run(t, ctx, "report", "--format", format, "--labels", labels, runDir)
+		acc := fmt.Sprintf("%.1f %% [%.1f, %.1f]", 100*want.B.Value, 100*want.B.Lo, 100*want.B.Hi)
+		if format == "term" && testing.Verbose() {
+			t.Log(o)
+		}
+		if code != 11 || !strings.Contains(o, "ccuracy on the recorded traffic") || !strings.Contains(o, acc) || !strings.Contains(o, "holysheep − legacy") {
+			t.Errorf("report --format %s: exit %d, lacks the traffic accuracy %s:\n%s%s", format, code, acc, o, e)
+		}
+	}
+	// Another run: the estimate still describes the sampled run, and says so.
+	other := labeltest.MakeRun(t, otherDir, tx, fx, labeltest.RunOptions{Seed: 9})
+	code, o, e = run(t, ctx, "report", "--format", "term", "--labels", labels, other)
+	if code != 11 || !strings.Contains(o, "which is not among this report's runs") {
+		t.Errorf("report --labels over another run: exit %d\n%s%s", code, o, e)
+	}
+	code, _, e = run(t, ctx, "report", "--labels", filepath.Dir(otherDir), runDir)
+	if code != exitUsage || !strings.Contains(e, "no design.json there") {
+		t.Errorf("--labels without a design: exit %d, %s", code, e)
 	}
 }

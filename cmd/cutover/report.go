@@ -32,11 +32,12 @@ func reportCmd() *command {
 	hdrOut := fs.String("hdr-out", "", "also write <provider>.hgrm percentile spectra (HdrHistogram plotter format) to this directory")
 	baseline := fs.String("baseline", "", "provider to compare against (default: report.baseline, else the run's primary)")
 	candidate := fs.String("candidate", "", "provider the gates judge (default: report.candidate, else the run's candidate)")
+	labels := fs.String("labels", "", "a labelled sample of the recorded traffic (the --out folder of cutover label): adds each provider's accuracy on that traffic, weighted by the sample's design")
 	lenient := fs.Bool("lenient", false, "note a file listed in run.json but missing, and skip an observation without request_id, provider or role with a note, instead of failing")
 	return &command{
 		fs:      fs,
 		summary: "compare providers over run directories and judge the gates: GO (exit 0), NO-GO (10), INCONCLUSIVE (11)",
-		usage:   "[--config config.yaml] --format term|md|html|json [--out FILE] [--hdr-out DIR] [--lenient] RUN_DIR...",
+		usage:   "[--config config.yaml] --format term|md|html|json [--out FILE] [--hdr-out DIR] [--labels DIR] [--lenient] RUN_DIR...",
 		example: "cutover report --config config.yaml --format html --out report.html out/runs/shadow-1 out/runs/shadow-2",
 		run: func(ctx context.Context, env *Env, args []string) error {
 			dirs, err := interleaved(fs, args)
@@ -66,6 +67,11 @@ func reportCmd() *command {
 				return err
 			}
 			opt.Baseline, opt.Candidate, opt.Lenient = *baseline, *candidate, *lenient
+			if *labels != "" {
+				if opt.Labels, err = labelledSample(*labels); err != nil {
+					return err
+				}
+			}
 			var runs []*record.Dir
 			for _, d := range dirs {
 				rd, err := record.Open(d)
@@ -144,6 +150,23 @@ func reportOptions(path string, explicit bool, env *Env) (reports.Options, error
 		return opt, err
 	}
 	return opt, nil
+}
+
+// labelledSample loads the fixture set cutover label wrote in dir, with
+// its design.
+func labelledSample(dir string) (*reports.LabelledSample, error) {
+	d, err := fixtures.LoadDesign(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, usagef("--labels %s: no %s there: --labels takes the --out folder of cutover label (a fixture set of labelled images is set with fixtures: in the config)", dir, fixtures.DesignName)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--labels %s: %w", dir, err)
+	}
+	set, err := fixtures.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--labels %s: %w", dir, err)
+	}
+	return &reports.LabelledSample{Dir: dir, Set: set, Design: d}, nil
 }
 
 // interleaved parses flags that may come before or after positional
