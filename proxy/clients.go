@@ -59,14 +59,15 @@ type denial struct {
 }
 
 // verify authenticates r (body is the whole request body) and checks its
-// action; it returns the client's name.
-func (a *clientAuth) verify(r *http.Request, body []byte, classify bool) (string, *denial) {
+// action; it returns the client's name, and for SigV4 the body's payload
+// hash, which re-signing the same body reuses.
+func (a *clientAuth) verify(r *http.Request, body []byte, classify bool) (name, payloadHash string, d *denial) {
 	var id string
 	if a.format.Signs() {
 		var err error
 		switch a.format {
 		case config.FormatRekognition:
-			id, err = rekognition.VerifyClient(r, body, a.secret, a.clock.Now())
+			id, payloadHash, err = rekognition.VerifyClientHash(r, body, a.secret, a.clock.Now())
 		case config.FormatTencent:
 			id, err = tencent.VerifyTC3(r, body, a.secret, a.clock.Now())
 		default:
@@ -74,12 +75,12 @@ func (a *clientAuth) verify(r *http.Request, body []byte, classify bool) (string
 		}
 		if err != nil {
 			e := vision.AsError(err)
-			return "", &denial{err: e, reason: authReason(e)}
+			return "", "", &denial{err: e, reason: authReason(e)}
 		}
 	} else {
 		key := clientKey(a.format, r)
 		if key == "" {
-			return "", &denial{err: a.keyError("no credentials: this proxy needs the client's own key"), reason: "missing"}
+			return "", "", &denial{err: a.keyError("no credentials: this proxy needs the client's own key"), reason: "missing"}
 		}
 		for _, k := range a.keys {
 			if subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 {
@@ -87,7 +88,7 @@ func (a *clientAuth) verify(r *http.Request, body []byte, classify bool) (string
 			}
 		}
 		if id == "" {
-			return "", &denial{err: a.keyError("the key is not a client's of this proxy"), reason: "unknown_client"}
+			return "", "", &denial{err: a.keyError("the key is not a client's of this proxy"), reason: "unknown_client"}
 		}
 	}
 	if action := a.action(r); !a.actions.Allows(action, classify) {
@@ -97,9 +98,9 @@ func (a *clientAuth) verify(r *http.Request, body []byte, classify bool) (string
 			e.VendorCode = "AccessDeniedException"
 			e.Message = fmt.Sprintf("User is not authorized to perform: rekognition:%s", action)
 		}
-		return "", &denial{err: e, reason: "action_denied"}
+		return "", "", &denial{err: e, reason: "action_denied"}
 	}
-	return a.names[id], nil
+	return a.names[id], payloadHash, nil
 }
 
 // keyError is a key format's refusal: 401, or Baidu's 110 (an access

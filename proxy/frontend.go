@@ -243,12 +243,12 @@ func (f *frontend) handlePrimary(r *http.Request, reverse bool) *http.Response {
 // re-signed, a key format's key replaced. A refused request gets the
 // primary format's own error, here, and reaches no provider.
 func (f *frontend) authenticate(r, out *http.Request, ex *exchange, body []byte, classify, tooLarge bool) *http.Response {
-	var name string
+	var name, payloadHash string
 	var d *denial
 	if tooLarge && f.auth.format.Signs() {
 		d = &denial{err: vision.Errorf(vision.CodeTooLarge, "the request body is over proxy.mirror.max_body_bytes: its signature cannot be verified"), reason: "too_large"}
 	} else {
-		name, d = f.auth.verify(r, body, classify)
+		name, payloadHash, d = f.auth.verify(r, body, classify)
 	}
 	if d != nil {
 		f.met.authFailures.WithLabelValues(d.reason).Inc()
@@ -263,7 +263,7 @@ func (f *frontend) authenticate(r, out *http.Request, ex *exchange, body []byte,
 		return nil
 	}
 	if f.signer != nil {
-		if err := f.resign(out, body); err != nil {
+		if err := f.resign(out, body, payloadHash); err != nil {
 			f.log.Warn("re-signing for the primary failed; forwarding as received", "err", f.scrub.Error(err))
 		}
 	} else {
@@ -275,10 +275,19 @@ func (f *frontend) authenticate(r, out *http.Request, ex *exchange, body []byte,
 // resign replaces the client's signature (SigV4 or TC3, made for the
 // proxy's host with the client's key) with one made with the primary's own
 // credentials for the primary's host; for baidu, the client's access token
-// with the primary's.
-func (f *frontend) resign(out *http.Request, body []byte) error {
+// with the primary's. payloadHash, when the client's verification
+// computed it, is the body's hash for a signer that can reuse it.
+func (f *frontend) resign(out *http.Request, body []byte, payloadHash string) error {
 	for _, h := range []string{"Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256", "X-TC-Timestamp", "X-TC-Token"} {
 		out.Header.Del(h)
 	}
+	if hs, ok := f.signer.(hashedSigner); ok && payloadHash != "" {
+		return hs.SignHashed(out.Context(), out, payloadHash)
+	}
 	return f.signer.Sign(out.Context(), out, body)
+}
+
+// hashedSigner signs a request whose body's hash is known (SigV4).
+type hashedSigner interface {
+	SignHashed(ctx context.Context, hr *http.Request, payloadHash string) error
 }

@@ -147,16 +147,25 @@ func (c *Codec) Sign(ctx context.Context, hr *http.Request, body []byte) error {
 	if c.Credentials.AccessKeyID == "" {
 		return nil
 	}
+	sum := sha256.Sum256(body)
+	return c.SignHashed(ctx, hr, hex.EncodeToString(sum[:]))
+}
+
+// SignHashed is Sign for a body whose hex SHA-256 is payloadHash (as
+// VerifyClientHash returns it).
+func (c *Codec) SignHashed(ctx context.Context, hr *http.Request, payloadHash string) error {
+	if c.Credentials.AccessKeyID == "" {
+		return nil
+	}
 	c.signerOnce.Do(func() { c.signer = v4.NewSigner() })
 	now := time.Now
 	if c.Now != nil {
 		now = c.Now
 	}
-	sum := sha256.Sum256(body)
 	hr.Header.Del("Authorization")
 	hr.Header.Del("X-Amz-Date")
 	hr.Header.Del("X-Amz-Security-Token")
-	if err := c.signer.SignHTTP(ctx, c.Credentials, hr, hex.EncodeToString(sum[:]), "rekognition", c.Region, now().UTC()); err != nil {
+	if err := c.signer.SignHTTP(ctx, c.Credentials, hr, payloadHash, "rekognition", c.Region, now().UTC()); err != nil {
 		return fmt.Errorf("signing DetectLabels: %w", err)
 	}
 	return nil

@@ -43,6 +43,20 @@ func VerifySignature(r *http.Request, body []byte, creds aws.Credentials) error 
 // InvalidSignatureException; HTTP 403 or 400) that never contains the
 // secret. The signature is recomputed with the AWS SDK's own signer.
 func VerifyClient(r *http.Request, body []byte, secretFor func(accessKeyID string) (secret string, ok bool), now time.Time) (string, error) {
+	id, _, err := VerifyClientHash(r, body, secretFor, now)
+	return id, err
+}
+
+// VerifyClientHash is VerifyClient that also returns the payload hash it
+// computed (hex SHA-256 of body) once the signature is checked, so that
+// the same body can be signed again (Codec.SignHashed) without hashing
+// it twice: with a 100 KB image the hash is nine tenths of the cost.
+func VerifyClientHash(r *http.Request, body []byte, secretFor func(accessKeyID string) (secret string, ok bool), now time.Time) (id, payloadHash string, err error) {
+	id, err = verifyClient(r, body, secretFor, now, &payloadHash)
+	return id, payloadHash, err
+}
+
+func verifyClient(r *http.Request, body []byte, secretFor func(accessKeyID string) (secret string, ok bool), now time.Time, payloadHash *string) (string, error) {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
 		return "", vendorErr(vision.CodeUnauthorized, "MissingAuthenticationTokenException", "Missing Authentication Token")
@@ -101,8 +115,9 @@ func VerifyClient(r *http.Request, body []byte, secretFor func(accessKeyID strin
 		}
 	}
 	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
 	creds := aws.Credentials{AccessKeyID: scope[0], SecretAccessKey: secret}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, clone, hex.EncodeToString(sum[:]), scope[3], scope[2], t); err != nil {
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, clone, hash, scope[3], scope[2], t); err != nil {
 		return "", vendorErr(vision.CodeUnauthorized, "InvalidSignatureException", "the request cannot be signed")
 	}
 	_, want, _ := strings.Cut(clone.Header.Get("Authorization"), "Signature=")
@@ -110,6 +125,7 @@ func VerifyClient(r *http.Request, body []byte, secretFor func(accessKeyID strin
 		return "", vendorErr(vision.CodeUnauthorized, "InvalidSignatureException",
 			"The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.")
 	}
+	*payloadHash = hash
 	return scope[0], nil
 }
 
