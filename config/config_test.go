@@ -170,3 +170,30 @@ func TestRequireEnv(t *testing.T) {
 		t.Errorf("Unset: %+v", u)
 	}
 }
+
+// TestClientsWithoutSecrets: proxy.clients whose keys are unset ${VAR}s
+// load without secrets (classify, bench and report do not use them) and
+// are required by the command that does; a client with no key at all is
+// an invalid config.
+func TestClientsWithoutSecrets(t *testing.T) {
+	const base = `providers:
+  legacy: {format: rekognition, base_url: "http://127.0.0.1:1"}
+  cand: {format: holysheep, base_url: "http://127.0.0.1:2"}
+proxy:
+  primary: legacy
+  candidate: cand
+  clients:
+`
+	c, err := Parse("x.yaml", []byte(base+`    - {name: catalogue, access_key_id: "${CUTOVER_TEST_UNSET_AK}", secret_access_key: "${CUTOVER_TEST_UNSET_SK}"}
+`))
+	if err != nil {
+		t.Fatalf("clients with unset variables: %v", err)
+	}
+	if err := c.RequireEnv("proxy.clients"); err == nil || !strings.Contains(err.Error(), "x.yaml:8: environment variable CUTOVER_TEST_UNSET_AK is not set") {
+		t.Errorf("RequireEnv(proxy.clients): %v", err)
+	}
+	_, err = Parse("x.yaml", []byte(base+"    - {name: catalogue}\n"))
+	if err == nil || !strings.Contains(err.Error(), `client "catalogue": the primary's format rekognition signs requests`) {
+		t.Errorf("a client without a key: %v", err)
+	}
+}

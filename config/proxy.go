@@ -416,7 +416,9 @@ func (v *validator) clients() {
 			v.errf(path+".name", "client name %q is used twice", c.Name)
 		}
 		seen[c.Name] = true
-		if prim == nil {
+		if prim == nil || len(v.c.Unset(path)) > 0 {
+			// A ${VAR} not set here is for the commands that use the
+			// clients to require (cutover proxy), not an invalid config.
 			continue
 		}
 		if prim.Format.Signs() {
