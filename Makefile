@@ -14,16 +14,16 @@ build:
 # again without -race (the race detector distorts what they measure), and
 # the proxy fault tests (1,000 and 2,000 requests a fault) and the
 # pipeline crash tests (20,000 items) at full size, and the simulations
-# of the stratified estimate (slow under -race, which skips them).
+# of the stratified estimate and the simulators' fidelity (slow under
+# -race, which skips them).
 TIMING_TESTS := TestKnownDistribution|TestStallCorrected|TestFixedRate
+# None of these measures time: they run side by side, a package per core.
+FULL_SIZE_TESTS := TestCanaryCandidateFaults|TestFaultMatrix|TestCrashSafety|TestQueueCrashSafety|TestStratifiedSimulation|TestWeightedEstimateSimulation|TestProfileReproduced
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run '$(TIMING_TESTS)' ./bench
-	$(GO) test -count=1 -run 'TestCanaryCandidateFaults|TestFaultMatrix' ./proxy
-	$(GO) test -count=1 -run 'TestCrashSafety|TestQueueCrashSafety' ./pipeline
-	$(GO) test -count=1 -run 'TestStratifiedSimulation|TestWeightedEstimateSimulation' ./compare/stats ./label
-	$(GO) test -count=1 -run 'TestProfileReproduced' ./sim
+	$(GO) test -count=1 -run '$(FULL_SIZE_TESTS)' ./proxy ./pipeline ./compare/stats ./label ./sim
 
 # The offline story on simulators: fixtures, simulated legacy and candidate,
 # 200 labelled images through each provider's real client, a summary table.
