@@ -66,35 +66,7 @@ func (t Paired) N() int { return t.Both + t.OnlyA + t.OnlyB + t.Neither }
 // Lydersen and Laake (Statistical Analysis of Contingency Tables, ch. 8)
 // compute; N = 0 gives [−1, 1].
 func (t Paired) DiffCI(z float64) (diff, lo, hi float64) {
-	n := t.N()
-	if n == 0 {
-		return 0, -1, 1
-	}
-	// Newcombe writes the difference as p1 − p2 with p1 the first
-	// margin; here p1 is B's rate, p2 A's.
-	r1, r2 := t.Both+t.OnlyB, t.OnlyA+t.Neither // B right, B wrong
-	c1, c2 := t.Both+t.OnlyA, t.OnlyB+t.Neither // A right, A wrong
-	nf := float64(n)
-	p1, p2 := float64(r1)/nf, float64(c1)/nf
-	l1, u1 := Wilson(r1, n, z)
-	l2, u2 := Wilson(c1, n, z)
-	psi := 0.0
-	if r1 > 0 && r2 > 0 && c1 > 0 && c2 > 0 {
-		prod := math.Sqrt(float64(r1) * float64(r2) * float64(c1) * float64(c2))
-		// Rows are B right/wrong, columns A right/wrong: n11 = Both,
-		// n12 = OnlyB, n21 = OnlyA, n22 = Neither.
-		a := float64(t.Both)*float64(t.Neither) - float64(t.OnlyB)*float64(t.OnlyA)
-		switch {
-		case a > nf/2:
-			psi = (a - nf/2) / prod
-		case a < 0:
-			psi = a / prod
-		}
-	}
-	diff = p1 - p2
-	lo = diff - math.Sqrt(math.Max(0, (p1-l1)*(p1-l1)+(u2-p2)*(u2-p2)-2*psi*(p1-l1)*(u2-p2)))
-	hi = diff + math.Sqrt(math.Max(0, (p2-l2)*(p2-l2)+(u1-p1)*(u1-p1)-2*psi*(p2-l2)*(u1-p1)))
-	return diff, math.Max(-1, lo), math.Min(1, hi)
+	return newcombeF(t, float64(t.N()), z)
 }
 
 // QuantileRanks returns the 1-based ranks of the order statistics that

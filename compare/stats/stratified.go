@@ -349,14 +349,17 @@ func StratifiedPaired(strata []StratumPairs, z float64) (PairedEstimate, error) 
 	return out, nil
 }
 
-// newcombeF is Paired.DiffCI (Newcombe's method 10 for B's rate minus
-// A's) with the marginal Wilson intervals taken at effective size ne
-// instead of the table's count; ne = +Inf (a census) gives the point.
+// newcombeF is Newcombe's method 10 for B's rate minus A's (see
+// Paired.DiffCI, which is newcombeF at the table's own count) with the
+// marginal Wilson intervals taken at effective size ne; ne = +Inf (a
+// census) gives the point.
 func newcombeF(t Paired, ne, z float64) (diff, lo, hi float64) {
 	n := t.N()
 	if n == 0 {
 		return 0, -1, 1
 	}
+	// Newcombe writes the difference as p1 − p2 with p1 the first
+	// margin; here p1 is B's rate, p2 A's.
 	r1, r2 := t.Both+t.OnlyB, t.OnlyA+t.Neither // B right, B wrong
 	c1, c2 := t.Both+t.OnlyA, t.OnlyB+t.Neither // A right, A wrong
 	nf := float64(n)
@@ -370,6 +373,8 @@ func newcombeF(t Paired, ne, z float64) (diff, lo, hi float64) {
 	psi := 0.0
 	if r1 > 0 && r2 > 0 && c1 > 0 && c2 > 0 {
 		prod := math.Sqrt(float64(r1) * float64(r2) * float64(c1) * float64(c2))
+		// Rows are B right/wrong, columns A right/wrong: n11 = Both,
+		// n12 = OnlyB, n21 = OnlyA, n22 = Neither.
 		a := float64(t.Both)*float64(t.Neither) - float64(t.OnlyB)*float64(t.OnlyA)
 		switch {
 		case a > nf/2:
