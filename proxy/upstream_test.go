@@ -2,16 +2,21 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cutover/cutover/internal/bufpool"
 	"github.com/cutover/cutover/record"
 	"github.com/cutover/cutover/vision"
 )
@@ -188,4 +193,73 @@ func scrape(t *testing.T, e *env, prefix string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return grepLines(string(b), prefix)
+}
+
+// TestLentBodyWrites: the upstream Transport writes a lent body in one
+// write whatever its size: a small one with its headers, a large one
+// (over bufpool's in-memory size) right after them, never in 32 KiB
+// pieces through a copy buffer.
+func TestLentBodyWrites(t *testing.T) {
+	for _, tc := range []struct {
+		size   int
+		writes int64
+	}{{4 << 10, 1}, {100 << 10, 2}, {1 << 20, 2}} {
+		content := bytes.Repeat([]byte("b"), tc.size)
+		got := make(chan int, 1)
+		url := rawServerBody(t, got)
+		var writes atomic.Int64
+		tr := newTransport(&tls.Config{}, 4, 0)
+		d := &net.Dialer{}
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			return bodyConn{writeCounter{c, &writes}}, err
+		}
+		var released atomic.Bool
+		body, loan := bufpool.Lend(content, func() { released.Store(true) }, func() {})
+		hr, err := http.NewRequest(http.MethodPost, url, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hr.ContentLength = int64(len(content))
+		tracer := record.NewTracer(time.Now())
+		tracer.Loan = loan
+		resp, err := tr.RoundTrip(hr.WithContext(tracer.Context(context.Background())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		tr.CloseIdleConnections()
+		if n := <-got; n != tc.size {
+			t.Fatalf("%d-byte body: the server read %d bytes", tc.size, n)
+		}
+		if n := writes.Load(); n != tc.writes {
+			t.Errorf("%d-byte body: the request went out in %d writes, want %d", tc.size, n, tc.writes)
+		}
+		if !released.Load() {
+			t.Errorf("%d-byte body: the loan was not returned once written", tc.size)
+		}
+	}
+}
+
+// rawServerBody answers 204 to each request and sends the length of its
+// body on got.
+func rawServerBody(t *testing.T, got chan<- int) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		got <- int(n)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+type writeCounter struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c writeCounter) Write(b []byte) (int, error) {
+	c.n.Add(1)
+	return c.Conn.Write(b)
 }

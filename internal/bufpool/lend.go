@@ -46,8 +46,14 @@ const inMemoryMax = 60 << 10
 
 // largeBody is a body net/http does not know to be in memory (its
 // headers are flushed first), whose bytes a connection can still write
-// in one write (Len and WriteTo: see the proxy's bodyConn).
+// in one write (Len and WriteTo: see the proxy's bodyConn). It closes
+// itself rather than through io.NopCloser: the Transport unwraps one
+// layer (its own rewind wrapper) before it limits the body to its
+// length, so a NopCloser inside would hide Len and the connection would
+// copy the body through a fresh 32 KiB buffer, a write per 32 KiB.
 type largeBody struct{ *bytes.Reader }
+
+func (largeBody) Close() error { return nil }
 
 // Lend returns a body over b and its loan. release runs once the
 // Transport has written the request (Wrote) or when the request is not
@@ -56,7 +62,7 @@ type largeBody struct{ *bytes.Reader }
 func Lend(b []byte, release, forget func()) (io.ReadCloser, *Loan) {
 	l := &Loan{release: release, forget: forget}
 	if len(b) > inMemoryMax {
-		return io.NopCloser(largeBody{bytes.NewReader(b)}), l
+		return largeBody{bytes.NewReader(b)}, l
 	}
 	return io.NopCloser(bytes.NewReader(b)), l
 }
