@@ -12,7 +12,11 @@
 # first allocations; the upstream and nginx stay up between rows, so
 # without it only cutover's rows would pay that start).
 # Client verification (proxy.clients, SigV4 checked on every request) gets
-# its own interleaved row. BASELINE=<git revision> also builds that
+# its own interleaved row. The interleaved blocks also measure the floor
+# of any proxy on net/http (tools/netfloor: httputil.ReverseProxy reading
+# the body whole, as cutover does, and nothing else), so that cutover's
+# added latency can be read as what net/http costs on this host plus what
+# cutover adds to it. BASELINE=<git revision> also builds that
 # revision and measures it side by side in the same run: its shadow and
 # canary rows in the interleaved blocks, its slow- and down-candidate rows,
 # its hung-candidate RSS and its saturation rate, summarised as "build
@@ -35,6 +39,7 @@ command -v wrk >/dev/null || need_apt="$need_apt wrk"
 if [ -n "$need_apt" ]; then apt-get update -qq && apt-get install -y -qq $need_apt >/dev/null; fi
 command -v vegeta >/dev/null || (cd /tmp && GOFLAGS= go install github.com/tsenart/vegeta/v12@v12.13.0)
 go build -o bin/cutover ./cmd/cutover
+go build -o bin/netfloor ./tools/netfloor
 BASE_BIN=""
 if [ -n "${BASELINE:-}" ]; then
   # The baseline build, from a throw-away worktree of that revision.
@@ -65,7 +70,7 @@ cleanup() {
 trap cleanup EXIT
 
 port_free() { if (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null; then echo "bench-proxy: port $1 is already in use (a stray process?): stop it first" >&2; exit 1; fi; }
-for port in 9301 9302 9303 9304 9305 9306 9311 9312 9313 9314 9321 9322 9323 9324 9325 9326 9327 9328 9329 9331 9332 9333 9341 9342 9343 9344 9345 9346 9421 9422 9423 9424 9425 9426 9427 9428 9429 9441 9442 9443 9444 9445 9446; do port_free $port; done
+for port in 9301 9302 9303 9304 9305 9306 9311 9312 9313 9314 9315 9321 9322 9323 9324 9325 9326 9327 9328 9329 9331 9332 9333 9341 9342 9343 9344 9345 9346 9421 9422 9423 9424 9425 9426 9427 9428 9429 9441 9442 9443 9444 9445 9446; do port_free $port; done
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 
 ./bin/cutover simulate --config scripts/perf/proxy/sims.yaml --seed 1 >"$tmp/sims.log" 2>&1 & pids+=($!)
@@ -73,7 +78,8 @@ wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/nul
 mkdir -p "$tmp/nginx/tmp"
 cp scripts/perf/proxy/nginx.conf "$tmp/nginx/"
 nginx -p "$tmp/nginx" -c nginx.conf
-for port in 9301 9302 9303 9304 9305 9306 9331 9332 9333 9311 9312 9313 9314; do wait_port $port; done
+./bin/netfloor -listen 127.0.0.1:9315 -upstream http://127.0.0.1:9301 2>"$tmp/netfloor.err" & pids+=($!)
+for port in 9301 9302 9303 9304 9305 9306 9331 9332 9333 9311 9312 9313 9314 9315; do wait_port $port; done
 
 # start_cutover NAME PRIMARY CANDIDATE LISTEN ADMIN [EXTRA]: a cutover proxy
 # (shadow, or EXTRA lines appended to its proxy section, e.g. a canary);
@@ -164,9 +170,10 @@ icanary_pid=$cutover_pid
 LEGACY_CREDS=", credentials: {access_key_id: AKIDBENCHLEGACY01, secret_access_key: bench-legacy-secret}" \
   start_cutover iverify 127.0.0.1:9301 127.0.0.1:9304 127.0.0.1:9329 127.0.0.1:9429 "$BENCH_CLIENT"
 iverify_pid=$cutover_pid
-ikeys=(d n m s c v)
-declare -A iaddr=([d]=127.0.0.1:9301 [n]=127.0.0.1:9311 [m]=127.0.0.1:9312 [s]=127.0.0.1:9321 [c]=127.0.0.1:9326 [v]=127.0.0.1:9329)
+ikeys=(d n m g s c v)
+declare -A iaddr=([d]=127.0.0.1:9301 [n]=127.0.0.1:9311 [m]=127.0.0.1:9312 [g]=127.0.0.1:9315 [s]=127.0.0.1:9321 [c]=127.0.0.1:9326 [v]=127.0.0.1:9329)
 declare -A ilabel=([d]="upstream directly, interleaved" [n]="nginx proxy_pass, interleaved" [m]="nginx proxy_pass + mirror, interleaved"
+  [g]="net/http floor (netfloor), interleaved"
   [s]="cutover shadow (20 ms), interleaved" [c]="cutover canary 50 %, interleaved" [v]="cutover shadow, clients verified, interleaved")
 base_pids=()
 if [ -n "$BASE_BIN" ]; then
@@ -223,11 +230,13 @@ read -r f50 f99 < <(row "cutover canary, hung candidate")
 read -r is50 is99 < <(row "cutover shadow (20 ms), interleaved")
 read -r ic50 ic99 < <(row "cutover canary 50 %, interleaved")
 read -r iv50 iv99 < <(row "cutover shadow, clients verified, interleaved")
+read -r ig50 ig99 < <(row "net/http floor (netfloor), interleaved")
 echo
-awk -v d50="$d50" -v d99="$d99" -v m50="$m50" -v m99="$m99" -v id50="$id50" -v id99="$id99" -v im50="$im50" -v im99="$im99" -v c50="$c50" -v c99="$c99" -v s99="$s99" -v x99="$x99" -v k50="$k50" -v k99="$k99" -v f50="$f50" -v f99="$f99" -v is50="$is50" -v is99="$is99" -v ic50="$ic50" -v ic99="$ic99" -v iv50="$iv50" -v iv99="$iv99" -v blocks="$BLOCKS" 'BEGIN {
+awk -v d50="$d50" -v d99="$d99" -v m50="$m50" -v m99="$m99" -v id50="$id50" -v id99="$id99" -v im50="$im50" -v im99="$im99" -v c50="$c50" -v c99="$c99" -v s99="$s99" -v x99="$x99" -v k50="$k50" -v k99="$k99" -v f50="$f50" -v f99="$f99" -v is50="$is50" -v is99="$is99" -v ic50="$ic50" -v ic99="$ic99" -v iv50="$iv50" -v iv99="$iv99" -v ig50="$ig50" -v ig99="$ig99" -v blocks="$BLOCKS" 'BEGIN {
   printf "cutover added latency over direct: p50 %+.2f ms (target <= 0.5), p99 %+.2f ms (target <= 2); nginx mirror: p50 %+.2f, p99 %+.2f\n", c50-d50, c99-d99, m50-d50, m99-d99
   printf "  the same, interleaved %s x 5 s blocks: p50 %+.2f ms, p99 %+.2f ms; nginx mirror: p50 %+.2f, p99 %+.2f\n", blocks, is50-id50, is99-id99, im50-id50, im99-id99
   printf "with client verification (SigV4 checked, re-signed), interleaved: p50 %+.2f ms (target <= 0.5), p99 %+.2f ms over direct\n", iv50-id50, iv99-id99
+  printf "net/http floor (ReverseProxy, body read whole, nothing mirrored or recorded), interleaved: p50 %+.2f ms, p99 %+.2f ms over direct; cutover shadow over the floor: p50 %+.2f ms, p99 %+.2f ms\n", ig50-id50, ig99-id99, is50-ig50, is99-ig99
   printf "client p99 with an 800 ms candidate: %+.2f ms vs the fast-candidate case (target within 2)\n", s99-c99
   printf "client p99 with the candidate down:  %+.2f ms vs the fast-candidate case (target within 2)\n", x99-c99
   printf "canary 50 %% with a healthy candidate: p50 %+.2f ms, p99 %+.2f ms vs shadow (target: p99 no more than shadow)\n", k50-c50, k99-c99

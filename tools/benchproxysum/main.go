@@ -49,6 +49,10 @@ var (
 	reFallback   = regexp.MustCompile(`^fallback after .*legacy direct p50 ` + num + ` ms; p99 ` + num + ` ms`)
 	reHung       = regexp.MustCompile(`^peak RSS ` + num + ` MB .*client p50 ` + num + ` ms p99 ` + num + ` ms`)
 	reSaturation = regexp.MustCompile(`^saturation: cutover \(same-format\) / nginx mirror = ` + num + ` .*OpenAI-format candidate / nginx = ` + num)
+	reVerify     = regexp.MustCompile(`^with client verification \(SigV4 checked, re-signed\), interleaved: p50 ` + num + ` ms .*p99 ` + num + ` ms`)
+	reFloor      = regexp.MustCompile(`^net/http floor .*interleaved: p50 ` + num + ` ms, p99 ` + num + ` ms over direct; cutover shadow over the floor: p50 ` + num + ` ms, p99 ` + num)
+	reBuildShdw  = regexp.MustCompile(`^\s+shadow added over direct, interleaved: base p50 ` + num + ` p99 ` + num + ` ms; this build p50 ` + num + ` p99 ` + num)
+	reBuildSat   = regexp.MustCompile(`^\s+saturation, same-format: base ` + num + ` req/s; this build ` + num + ` req/s; this build / base = ` + num)
 )
 
 var figures = []figure{
@@ -69,6 +73,16 @@ var figures = []figure{
 	{name: "hung candidate: client p99 (ms)", re: reHung, group: 3, verb: "%.2f"},
 	{name: "saturation, cutover / nginx mirror", re: reSaturation, group: 1, op: ">=", target: 1, verb: "%.2f"},
 	{name: "saturation, OpenAI-format / nginx mirror", re: reSaturation, group: 2, verb: "%.2f"},
+	{name: "clients verified: added p50, interleaved (ms)", re: reVerify, group: 1, op: "<=", target: 0.5},
+	{name: "clients verified: added p99, interleaved (ms)", re: reVerify, group: 2},
+	{name: "net/http floor: added p50, interleaved (ms)", re: reFloor, group: 1},
+	{name: "net/http floor: added p99, interleaved (ms)", re: reFloor, group: 2},
+	{name: "shadow p50 over the net/http floor (ms)", re: reFloor, group: 3},
+	{name: "base build: shadow added p50, interleaved", re: reBuildShdw, group: 1},
+	{name: "base build: shadow added p99, interleaved", re: reBuildShdw, group: 2},
+	{name: "saturation, base build (req/s)", re: reBuildSat, group: 1, verb: "%.0f"},
+	{name: "saturation, this build (req/s)", re: reBuildSat, group: 2, verb: "%.0f"},
+	{name: "saturation, this build / base", re: reBuildSat, group: 3, op: ">=", target: 0.9, verb: "%.2f"},
 }
 
 // parse returns each figure's value in one run's output; a figure the

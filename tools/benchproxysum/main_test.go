@@ -12,15 +12,7 @@ import (
 // testdata/run-a.txt and run-b.txt are two real `make bench-proxy`
 // outputs of 2026-11-29.
 func TestParseRealOutput(t *testing.T) {
-	fh, err := os.Open("testdata/run-a.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	got, err := parse(fh)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := parseFile(t, "testdata/run-a.txt")
 	want := map[string]float64{
 		"added p50 over direct, sequential (ms)":     0.64,
 		"added p50 over direct, interleaved (ms)":    0.31,
@@ -36,15 +28,7 @@ func TestParseRealOutput(t *testing.T) {
 		"saturation, cutover / nginx mirror":         1.03,
 		"saturation, OpenAI-format / nginx mirror":   0.71,
 	}
-	for i, f := range figures {
-		if math.IsNaN(got[i]) {
-			t.Errorf("%s: not found", f.name)
-			continue
-		}
-		if w, ok := want[f.name]; ok && got[i] != w {
-			t.Errorf("%s: got %v, want %v", f.name, got[i], w)
-		}
-	}
+	checkFigures(t, got, want, laterFigures)
 	// The nginx anchors sit beside cutover's figures: sequential p50 and
 	// p99, then the interleaved blocks'.
 	for i, w := range map[int]float64{1: 0.13, 3: 0.19, 5: 0.34, 7: 0.31} {
@@ -52,6 +36,72 @@ func TestParseRealOutput(t *testing.T) {
 			t.Errorf("%s (#%d): got %v, want %v", figures[i].name, i, got[i], w)
 		}
 	}
+}
+
+// laterFigures are printed by runs after testdata/run-a.txt's: client
+// verification, the net/http floor and the build comparison.
+var laterFigures = map[string]bool{
+	"clients verified: added p50, interleaved (ms)": true,
+	"clients verified: added p99, interleaved (ms)": true,
+	"net/http floor: added p50, interleaved (ms)":   true,
+	"net/http floor: added p99, interleaved (ms)":   true,
+	"shadow p50 over the net/http floor (ms)":       true,
+	"base build: shadow added p50, interleaved":     true,
+	"base build: shadow added p99, interleaved":     true,
+	"saturation, base build (req/s)":                true,
+	"saturation, this build (req/s)":                true,
+	"saturation, this build / base":                 true,
+}
+
+// testdata/run-c.txt is a real `make bench-proxy` output with
+// BASELINE set, of 2026-12-03: every figure is in it.
+func TestParseCurrentOutput(t *testing.T) {
+	got := parseFile(t, "testdata/run-c.txt")
+	want := map[string]float64{
+		"added p50 over direct, interleaved (ms)":       0.62,
+		"clients verified: added p50, interleaved (ms)": 0.79,
+		"clients verified: added p99, interleaved (ms)": 1.54,
+		"net/http floor: added p50, interleaved (ms)":   0.49,
+		"net/http floor: added p99, interleaved (ms)":   1.00,
+		"shadow p50 over the net/http floor (ms)":       0.13,
+		"base build: shadow added p50, interleaved":     0.64,
+		"base build: shadow added p99, interleaved":     2.22,
+		"saturation, base build (req/s)":                6154,
+		"saturation, this build (req/s)":                5518,
+		"saturation, this build / base":                 0.90,
+	}
+	checkFigures(t, got, want, nil)
+}
+
+// checkFigures: every figure is found but those in absent, which must
+// not be, and those in want have their values.
+func checkFigures(t *testing.T, got []float64, want map[string]float64, absent map[string]bool) {
+	t.Helper()
+	for i, f := range figures {
+		switch {
+		case absent[f.name] && !math.IsNaN(got[i]):
+			t.Errorf("%s: found %v in an output from before it was printed", f.name, got[i])
+		case absent[f.name]:
+		case math.IsNaN(got[i]):
+			t.Errorf("%s: not found", f.name)
+		case want[f.name] != 0 && got[i] != want[f.name]:
+			t.Errorf("%s: got %v, want %v", f.name, got[i], want[f.name])
+		}
+	}
+}
+
+func parseFile(t *testing.T, name string) []float64 {
+	t.Helper()
+	fh, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	got, err := parse(fh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 func TestSummaryCountsRunsAndMedian(t *testing.T) {

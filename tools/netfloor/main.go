@@ -54,6 +54,15 @@ func run(listen, upstream string) error {
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
 		return fmt.Errorf("-listen %q: want a loopback address (netfloor is a benchmark anchor, open to anyone who reaches it)", listen)
 	}
+	srv := &http.Server{Addr: listen, Handler: newHandler(u), ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// newHandler is the floor proxy in front of u.
+func newHandler(u *url.URL) http.Handler {
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.Transport = &http.Transport{
 		Proxy:               nil,
@@ -65,7 +74,7 @@ func run(listen, upstream string) error {
 		ReadBufferSize:      64 << 10,
 	}
 	rp.ErrorLog = log.New(io.Discard, "", 0)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength <= 0 || r.ContentLength > maxBuffered {
 			rp.ServeHTTP(w, r)
 			return
@@ -91,9 +100,4 @@ func run(listen, upstream string) error {
 			bufs.Put(bp)
 		}
 	})
-	srv := &http.Server{Addr: listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }
