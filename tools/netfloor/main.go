@@ -24,16 +24,19 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cutover/cutover/internal/bufpool"
 )
 
 // maxBuffered is the largest body read whole; a larger or unsized one
 // streams through.
 const maxBuffered = 16 << 20
 
-var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 128<<10); return &b }}
+// bodies holds the request body buffers, read as cutover's proxy reads
+// them (bufpool.Pool.Read).
+var bodies bufpool.Pool
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:9315", "address to listen on (loopback)")
@@ -79,12 +82,8 @@ func newHandler(u *url.URL) http.Handler {
 			rp.ServeHTTP(w, r)
 			return
 		}
-		bp := bufs.Get().(*[]byte)
-		if int64(cap(*bp)) < r.ContentLength {
-			*bp = make([]byte, 0, r.ContentLength)
-		}
-		b := (*bp)[:r.ContentLength]
-		if _, err := io.ReadFull(r.Body, b); err != nil {
+		buf, _, err := bodies.Read(r.Body, maxBuffered, r.ContentLength)
+		if err != nil {
 			http.Error(w, "netfloor: reading the request body: "+err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -94,10 +93,12 @@ func newHandler(u *url.URL) http.Handler {
 		r = r.WithContext(httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
 			WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
 		}))
-		r.Body = io.NopCloser(bytes.NewReader(b)) // in memory: headers and body go out together
+		r.Body = io.NopCloser(bytes.NewReader(*buf)) // in memory: headers and body go out together
 		rp.ServeHTTP(w, r)
 		if wrote.Load() {
-			bufs.Put(bp)
+			bodies.Put(buf)
+		} else {
+			bodies.Forget(buf)
 		}
 	})
 }
